@@ -1,0 +1,25 @@
+# Debian packages the test suite needs; installed only when missing.
+#   libxen-dev, gcc, gcc-multilib: the ABI proof compiles Xen's own headers (-m64 and -m32).
+#   libxengnttab1, libxenevtchn1: the real hypervisor libraries the Native layer loads.
+#   iproute2: network namespaces and tap devices for the network tests.
+TEST_PACKAGES=(libxen-dev gcc gcc-multilib libxengnttab1 libxenevtchn1 iproute2 python3)
+
+missing_packages() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+
+ensure_packages() {
+  local missing
+  missing=$(missing_packages "$@")
+  [ -z "$missing" ] && return 0
+  echo "installing: $missing" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq $missing >/dev/null
+}
+
+ensure_test_deps() {
+  ensure_packages "${TEST_PACKAGES[@]}"
+}
