@@ -2,7 +2,8 @@
 #   libxen-dev, gcc, gcc-multilib: the ABI proof compiles Xen's own headers (-m64 and -m32).
 #   libxengnttab1, libxenevtchn1: the real hypervisor libraries the Native layer loads.
 #   iproute2: network namespaces and tap devices for the network tests.
-TEST_PACKAGES=(libxen-dev gcc gcc-multilib libxengnttab1 libxenevtchn1 iproute2 python3)
+#   mount: losetup, for block-device (loop) image tests.
+TEST_PACKAGES=(libxen-dev gcc gcc-multilib libxengnttab1 libxenevtchn1 iproute2 mount python3)
 
 missing_packages() {
   local p

@@ -1,0 +1,134 @@
+using System.Runtime.InteropServices;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace XenBackends.Native.IO;
+
+/// <summary>The blocking syscalls behind each <see cref="IoOp"/>; results follow the kernel's convention (-errno).</summary>
+internal static unsafe partial class Syscall
+{
+    // Tmds.LibC 0.5 has pread/pwrite but not the vectored forms.
+    [LibraryImport("libc", EntryPoint = "preadv", SetLastError = true)]
+    private static partial nint preadv(int fd, void* iov, int iovcnt, long offset);
+
+    [LibraryImport("libc", EntryPoint = "pwritev", SetLastError = true)]
+    private static partial nint pwritev(int fd, void* iov, int iovcnt, long offset);
+
+    public const int FALLOC_FL_KEEP_SIZE = 0x01;
+    public const int FALLOC_FL_PUNCH_HOLE = 0x02;
+    public const int FALLOC_FL_ZERO_RANGE = 0x10;
+
+    // linux/fs.h: _IO(0x12, nr) and _IOR(0x12, 114, size_t).
+    public const int BLKSSZGET = 0x1268;
+    public const int BLKDISCARD = 0x1277;
+    public const int BLKPBSZGET = 0x127b;
+    public const int BLKZEROOUT = 0x127f;
+    public const int BLKGETSIZE64 = unchecked((int)0x80081272);
+
+    public static int Errno => Marshal.GetLastPInvokeError();
+
+    /// <summary>Runs one request to completion on the calling thread.</summary>
+    public static int Execute(in IoRequest r)
+    {
+        switch (r.Op)
+        {
+            case IoOp.Read:
+            case IoOp.Write:
+                return Transfer(r.Op == IoOp.Write, r.Fd, (byte*)r.Buffer, checked((int)r.Length), r.Offset);
+            case IoOp.ReadVector:
+            case IoOp.WriteVector:
+                return TransferVector(r.Op == IoOp.WriteVector, r.Fd, r.Buffer, checked((int)r.Length), r.Offset);
+            case IoOp.Flush:
+                return Result(fdatasync(r.Fd));
+            case IoOp.PunchHole:
+                return Fallocate(r.Fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, r.Offset, r.Length);
+            case IoOp.ZeroRange:
+                return Fallocate(r.Fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, r.Offset, r.Length);
+            case IoOp.BlockDiscard:
+            case IoOp.BlockZeroOut:
+                ulong* range = stackalloc ulong[2] { (ulong)r.Offset, (ulong)r.Length };
+                return Result(ioctl(r.Fd, r.Op == IoOp.BlockDiscard ? BLKDISCARD : BLKZEROOUT, range));
+            default:
+                return -EINVAL;
+        }
+    }
+
+    // fdatasync, fallocate and the block ioctls are not restarted after a signal by the kernel; the
+    // only signal our workers see is runtime-internal, so EINTR is reported like any other errno.
+    private static int Fallocate(int fd, int mode, long offset, long length) =>
+        Result(fallocate(fd, mode, offset, length));
+
+    private static int Result(int rc) => rc == 0 ? 0 : -Errno;
+
+    /// <summary>Keeps going after short transfers; stops at end of file (the result is then short).</summary>
+    private static int Transfer(bool write, int fd, byte* buffer, int length, long offset)
+    {
+        int done = 0;
+        while (done < length)
+        {
+            long n = write
+                ? pwrite(fd, buffer + done, length - done, offset + done)
+                : pread(fd, buffer + done, length - done, offset + done);
+            if (n < 0)
+            {
+                int e = Errno;
+                if (e == EINTR) continue;
+                return -e;
+            }
+            if (n == 0) break;
+            done += (int)n;
+        }
+        return done;
+    }
+
+    private static int TransferVector(bool write, int fd, nint iovecs, int count, long offset)
+    {
+        while (true)
+        {
+            nint n = write ? pwritev(fd, (void*)iovecs, count, offset) : preadv(fd, (void*)iovecs, count, offset);
+            if (n >= 0) return checked((int)n);
+            int e = Errno;
+            if (e != EINTR) return -e;
+        }
+    }
+
+    public static int CreateEventFd()
+    {
+        int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd < 0) throw new XenNativeException("eventfd", Errno, "cannot create the completion eventfd");
+        return fd;
+    }
+
+    public static void SignalEventFd(int fd)
+    {
+        ulong one = 1;
+        // EAGAIN means the counter is saturated: the reader is already due to wake.
+        write(fd, &one, 8);
+    }
+
+    public static void DrainEventFd(int fd)
+    {
+        ulong value;
+        read(fd, &value, 8);
+    }
+
+    /// <summary>poll() for readability; true when readable before the timeout.</summary>
+    public static bool WaitReadable(int fd, int timeoutMilliseconds)
+    {
+        pollfd p = default;
+        p.fd = fd;
+        p.events = (short)POLLIN;
+        while (true)
+        {
+            int n = poll(&p, 1, timeoutMilliseconds);
+            if (n >= 0) return n > 0;
+            int e = Errno;
+            if (e != EINTR) throw new XenNativeException("poll", e, "waiting for I/O completions");
+        }
+    }
+
+    public static void Close(int fd)
+    {
+        if (fd >= 0) close(fd);
+    }
+}
