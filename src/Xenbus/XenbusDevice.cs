@@ -1,0 +1,116 @@
+using System.Globalization;
+using XenBackends.XenStore;
+
+namespace XenBackends.Xenbus;
+
+/// <summary>
+/// One split device seen from the backend: its backend and frontend directories and the xenstore
+/// operations every backend kind needs on them. Values under the frontend directory are written by
+/// the guest and are hostile; every reader here validates before returning.
+/// </summary>
+public sealed class XenbusDevice
+{
+    private XenbusDevice(XenStoreClient store, WatchRouter watches, DevicePath path, string frontendPath)
+    {
+        Store = store;
+        Watches = watches;
+        Path = path;
+        FrontendPath = frontendPath;
+    }
+
+    public XenStoreClient Store { get; }
+
+    public WatchRouter Watches { get; }
+
+    public DevicePath Path { get; }
+
+    public string BackendPath => Path.Backend;
+
+    public string FrontendPath { get; }
+
+    public uint FrontendId => Path.FrontendDomId;
+
+    /// <summary>
+    /// Reads the toolstack's <c>frontend</c> and <c>frontend-id</c> keys and checks they name the
+    /// directory libxl would create for this device: a backend must never be pointed at another
+    /// domain's nodes.
+    /// </summary>
+    public static async Task<XenbusDevice> OpenAsync(WatchRouter watches, DevicePath path, CancellationToken cancellationToken = default)
+    {
+        var store = watches.Store;
+        string frontend = await store.TryReadStringAsync(path.Backend + "/frontend", cancellationToken).ConfigureAwait(false)
+            ?? throw new FrontendConfigurationException(path.Backend + "/frontend", null, "missing (the toolstack has not finished creating the device)");
+        string? frontendId = await store.TryReadStringAsync(path.Backend + "/frontend-id", cancellationToken).ConfigureAwait(false);
+        if (frontend != path.ExpectedFrontend)
+            throw new FrontendConfigurationException(path.Backend + "/frontend", frontend, $"expected {path.ExpectedFrontend}");
+        if (frontendId != null && frontendId != path.FrontendDomId.ToString(CultureInfo.InvariantCulture))
+            throw new FrontendConfigurationException(path.Backend + "/frontend-id", frontendId, $"expected {path.FrontendDomId}");
+        return new XenbusDevice(store, watches, path, frontend);
+    }
+
+    public Task<string?> ReadBackendAsync(string key, CancellationToken cancellationToken = default) =>
+        Store.TryReadStringAsync(BackendPath + "/" + key, cancellationToken);
+
+    public Task WriteBackendAsync(string key, string value, CancellationToken cancellationToken = default) =>
+        Store.WriteAsync(BackendPath + "/" + key, value, cancellationToken);
+
+    public Task<string?> ReadFrontendAsync(string key, CancellationToken cancellationToken = default) =>
+        Store.TryReadStringAsync(FrontendPath + "/" + key, cancellationToken);
+
+    public async Task<XenbusState> ReadFrontendStateAsync(CancellationToken cancellationToken = default) =>
+        XenbusStates.Parse(await ReadFrontendAsync("state", cancellationToken).ConfigureAwait(false));
+
+    /// <summary>The backend <c>state</c> as xenstore has it (the toolstack writes it too); null when the directory is gone.</summary>
+    public async Task<XenbusState?> ReadBackendStateAsync(CancellationToken cancellationToken = default)
+    {
+        string? value = await ReadBackendAsync("state", cancellationToken).ConfigureAwait(false);
+        return value is null ? null : XenbusStates.Parse(value);
+    }
+
+    /// <summary>
+    /// Writes the backend <c>state</c>, even when unchanged (rewriting Connected is how a resize is
+    /// announced). Done in a transaction that first checks the node exists, so a backend whose
+    /// directory the toolstack already removed never recreates it (as Linux's xenbus_switch_state).
+    /// Returns false when the directory is gone.
+    /// </summary>
+    public Task<bool> SwitchStateAsync(XenbusState state, CancellationToken cancellationToken = default) =>
+        Store.RunTransactionAsync(async t =>
+        {
+            if (await t.TryReadStringAsync(BackendPath + "/state", cancellationToken).ConfigureAwait(false) is null)
+                return false;
+            await t.WriteAsync(BackendPath + "/state", XenbusStates.Format(state), cancellationToken).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    /// <summary>Where Linux's xenbus_dev_error puts a device's last error: error/&lt;nodename&gt;/error in the backend domain's home.</summary>
+    public string ErrorPath => $"/local/domain/{Path.BackendDomId}/error/{Path.NodeName}/error";
+
+    /// <summary>
+    /// Reports an error that stops the device (xenbus_dev_fatal): the message goes to the error node,
+    /// then the backend switches to Closing so the frontend tears down.
+    /// </summary>
+    public async Task ReportFatalAsync(string message, CancellationToken cancellationToken = default)
+    {
+        await WriteErrorAsync(message, cancellationToken).ConfigureAwait(false);
+        await SwitchStateAsync(XenbusState.Closing, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task WriteErrorAsync(string message, CancellationToken cancellationToken = default)
+    {
+        // xenstored caps values (oxenstored at 2048 bytes even for dom0); an error text is advisory.
+        if (message.Length > 1024) message = message[..1024];
+        await Store.WriteAsync(ErrorPath, message, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task ClearErrorAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await Store.RemoveAsync($"/local/domain/{Path.BackendDomId}/error/{Path.NodeName}", cancellationToken).ConfigureAwait(false);
+        }
+        catch (XenStoreErrorException e) when (e.ErrnoName == XsErrno.ENOENT)
+        {
+            // Nothing was reported.
+        }
+    }
+}
