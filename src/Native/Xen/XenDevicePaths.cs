@@ -9,8 +9,6 @@ public static class XenDevicePaths
     /// <summary>Event channels; the node libxenevtchn itself opens.</summary>
     public const string Evtchn = "/dev/xen/evtchn";
 
-    public const string Xenbus = "/dev/xen/xenbus";
-
     /// <summary>xenfs: present (with "control_d" in capabilities) only in a dom0 that mounted it.</summary>
     public const string ProcXenCapabilities = "/proc/xen/capabilities";
 
