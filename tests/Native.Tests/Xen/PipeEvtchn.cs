@@ -9,7 +9,7 @@ namespace XenBackends.Native.Tests.Xen;
 /// remote domain kicking a port. Pending() reads the pipe like the library's read(fd, &amp;port, 4), so
 /// calling it on an empty pipe would block, exactly the hazard poll-before-pending prevents.
 /// </summary>
-internal sealed unsafe class PipeEvtchn : IXenEvtchn
+internal sealed unsafe class PipeEvtchn : IXenEvtchn, IDisposable
 {
     public const nint Handle = 0xe7c;
     private readonly int _readFd;
@@ -49,9 +49,21 @@ internal sealed unsafe class PipeEvtchn : IXenEvtchn
     public int Close(nint xce)
     {
         CloseCalls++;
+        ClosePipe();
+        return 0;
+    }
+
+    /// <summary>For tests whose open failed, so no handle ever closes the pipe.</summary>
+    public void Dispose()
+    {
+        if (CloseCalls == 0)
+            ClosePipe();
+    }
+
+    private void ClosePipe()
+    {
         LibC.close(_readFd);
         LibC.close(_writeFd);
-        return 0;
     }
 
     public int Fd(nint xce) => _readFd;
