@@ -24,4 +24,11 @@ public interface IEventChannels : IDisposable
 
     /// <summary>Waits for the next pending port (the port is now masked).</summary>
     ValueTask<uint> WaitPendingAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// A descriptor that polls readable whenever a port may be pending, so a ring worker can sleep in
+    /// one epoll on its event channel and its I/O completions together; after it fires, call
+    /// <see cref="TryGetPending"/> until it returns false. Do not read it directly.
+    /// </summary>
+    int PollFd { get; }
 }

@@ -26,6 +26,9 @@ public sealed unsafe class XenEventChannels : IEventChannels
 
     public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
+    /// <summary>The evtchn device's own descriptor (xenevtchn_fd): readable while a port is pending.</summary>
+    public int PollFd => IsDisposed ? throw new ObjectDisposedException(nameof(XenEventChannels)) : _fd;
+
     /// <summary>
     /// Opens /dev/xen/evtchn through libxenevtchn. Throws <see cref="XenUnavailableException"/> when
     /// the device or the library is missing, <see cref="XenNativeException"/> when opening fails.
