@@ -70,3 +70,25 @@ public class LinuxEventFdTests
         set.Remove(b.Handle); // not a member any more: harmless
     }
 }
+
+public class LinuxEventFdAdoptTests
+{
+    [Fact]
+    public void Adopt_refuses_an_fd_that_is_not_an_eventfd()
+    {
+        using var memfd = MemFd.Create("not-an-eventfd", 1);
+        var dup = memfd.Handle.Duplicate();
+        Assert.Throws<ArgumentException>(() => EventFd.Adopt(dup));
+        dup.Dispose();
+    }
+
+    [Fact]
+    public void Adopted_duplicate_shares_the_counter()
+    {
+        using var e = EventFd.Create();
+        using var other = EventFd.Adopt(e.Handle.Duplicate());
+        other.Signal(5);
+        Assert.True(e.TryConsume(out ulong n));
+        Assert.Equal(5ul, n);
+    }
+}

@@ -25,15 +25,21 @@ public sealed class EventFd : IDisposable
     {
         ArgumentNullException.ThrowIfNull(handle);
         int fd = handle.Fd;
+        // Anything else (a pipe, a file) would accept our 8-byte writes and misbehave much later, so check now.
+        string? target = null;
+        try
+        {
+            target = File.ResolveLinkTarget($"/proc/self/fd/{fd}", returnFinalTarget: false)?.LinkTarget;
+        }
+        catch (IOException)
+        {
+        }
+        if (target != "anon_inode:[eventfd]")
+            throw new ArgumentException($"fd {fd} is not an eventfd ({target ?? "unknown"})", nameof(handle));
         int flags = LibC.fcntl(fd, LibC.F_GETFL);
         if (flags < 0 || LibC.fcntl(fd, LibC.F_SETFL, flags | LibC.O_NONBLOCK) != 0)
             throw LinuxCallException.FromErrno("fcntl(O_NONBLOCK)");
-        // An eventfd read is exactly 8 bytes; anything else (a pipe, a file) would misbehave later, so check now.
-        var probe = new EventFd(handle);
-        probe.TryConsume(out ulong pending);
-        if (pending != 0)
-            probe.Signal(pending);
-        return probe;
+        return new EventFd(handle);
     }
 
     public unsafe void Signal(ulong count = 1)
