@@ -29,7 +29,7 @@ public sealed class EventFd : IDisposable
         string? target = null;
         try
         {
-            target = File.ResolveLinkTarget($"/proc/self/fd/{fd}", returnFinalTarget: false)?.LinkTarget;
+            target = new FileInfo($"/proc/self/fd/{fd}").LinkTarget;
         }
         catch (IOException)
         {
