@@ -94,6 +94,16 @@ public sealed class SimulatedEventChannels : IEventChannels
         return false;
     }
 
+    /// <summary>The epoll set of unmasked ports: readable exactly when an unmasked port has a kick.</summary>
+    public int PollFd
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _unmasked.Fd;
+        }
+    }
+
     public async ValueTask<uint> WaitPendingAsync(CancellationToken cancellationToken)
     {
         while (true)

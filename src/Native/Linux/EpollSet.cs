@@ -19,6 +19,9 @@ public sealed unsafe class EpollSet : IDisposable
         _epoll = new SafeFd(fd);
     }
 
+    /// <summary>The epoll descriptor itself: it polls readable while any member is readable.</summary>
+    public int Fd => _epoll.Fd;
+
     public void Add(SafeFd fd, ulong token)
     {
         var ev = new epoll_event { events = LibC.EPOLLIN };
