@@ -178,7 +178,12 @@ internal sealed class XenStoreConnection : IAsyncDisposable
             return;
         }
         if (type != pending.Type)
-            throw Protocol($"reply of type {type} to a {pending.Type} request (req_id {header.ReqId})");
+        {
+            // Already taken out of _pending, so Fail() would not reach this waiter: fail it here.
+            var mismatch = Protocol($"reply of type {type} to a {pending.Type} request (req_id {header.ReqId})");
+            pending.Reply.TrySetException(mismatch);
+            throw mismatch;
+        }
         pending.Reply.TrySetResult(payload);
     }
 
