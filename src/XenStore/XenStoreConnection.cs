@@ -203,8 +203,15 @@ internal sealed class XenStoreConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Fail(new XenStoreConnectionException($"the xenstore client for {_description} was disposed"));
-        await _readerLoop.ConfigureAwait(false);
-        _writeLock.Dispose();
+        // A read blocked in the xenbus driver is not interrupted by closing the file, so waiting for the
+        // reader loop is bounded; everything the caller can observe has already failed above.
+        try
+        {
+            await _readerLoop.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
     }
 }
 

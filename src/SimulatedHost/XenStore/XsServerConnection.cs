@@ -50,9 +50,10 @@ internal sealed class XsServerConnection
         {
             await ReadLoopAsync().ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException or System.Net.Sockets.SocketException)
+        catch (Exception)
         {
-            // The peer went away or broke framing: this connection ends, the server does not.
+            // Whatever this peer did (went away, broke framing, or hit a bug in request handling), only this
+            // connection ends; the server and every other connection carry on.
         }
         finally
         {
