@@ -170,6 +170,24 @@ public sealed class InProcessServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task OpenFollowsXenstoredPathLikeLibxenstore()
+    {
+        // Only this test reads XENSTORED_PATH, so changing it for the process is safe.
+        var previous = Environment.GetEnvironmentVariable("XENSTORED_PATH");
+        Environment.SetEnvironmentVariable("XENSTORED_PATH", _host.SocketFor(Guest));
+        try
+        {
+            await using var client = await XenStoreClient.OpenAsync();
+            await client.WriteAsync("device/opened", "1");
+            Assert.Equal("1", await _dom0.ReadStringAsync("/local/domain/5/device/opened"));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("XENSTORED_PATH", previous);
+        }
+    }
+
+    [Fact]
     public async Task OversizedFrameClosesOnlyThatConnection()
     {
         using var raw = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
