@@ -178,7 +178,12 @@ internal sealed class XenStoreConnection : IAsyncDisposable
             return;
         }
         if (type != pending.Type)
-            throw Protocol($"reply of type {type} to a {pending.Type} request (req_id {header.ReqId})");
+        {
+            // Already taken out of _pending, so Fail() would not reach this waiter: fail it here.
+            var mismatch = Protocol($"reply of type {type} to a {pending.Type} request (req_id {header.ReqId})");
+            pending.Reply.TrySetException(mismatch);
+            throw mismatch;
+        }
         pending.Reply.TrySetResult(payload);
     }
 
@@ -198,8 +203,15 @@ internal sealed class XenStoreConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Fail(new XenStoreConnectionException($"the xenstore client for {_description} was disposed"));
-        await _readerLoop.ConfigureAwait(false);
-        _writeLock.Dispose();
+        // A read blocked in the xenbus driver is not interrupted by closing the file, so waiting for the
+        // reader loop is bounded; everything the caller can observe has already failed above.
+        try
+        {
+            await _readerLoop.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
     }
 }
 
