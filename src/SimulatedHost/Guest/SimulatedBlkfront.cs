@@ -277,8 +277,10 @@ public sealed class SimulatedBlkfront : XenbusFrontend
         if (length % BlkifLimits.SectorSize != 0)
             throw new ArgumentException($"{length} bytes is not a whole number of 512-byte sectors");
         int nseg = (length + 4095) / 4096;
-        if (nseg > MaxSegments)
-            throw new ArgumentException($"{length} bytes need {nseg} segments; this connection allows {MaxSegments} per request");
+        // blkif.h allows only READ and WRITE as indirect_op: barriers keep to 11 segments.
+        int max = op is BlkifOp.Read or BlkifOp.Write ? MaxSegments : BlkifLimits.MaxSegmentsPerRequest;
+        if (nseg > max)
+            throw new ArgumentException($"{length} bytes need {nseg} segments; this connection allows {max} per request");
         var pages = _pages ?? throw new InvalidOperationException("the frontend is not connected");
         var q = PickQueue(queue);
         bool backendWrites = read is not null;
