@@ -161,3 +161,36 @@ public class RingPropertyTests
         }
     }
 }
+
+/// <summary>The per-request path (consume, decode, answer, push, final check) allocates nothing.</summary>
+public class AllocationTests
+{
+    [Fact]
+    public void ServingRequestsAllocatesNothing()
+    {
+        var layout = BlkifProtocol.Layout(BlkifAbi.X86_64);
+        using var memory = UnmanagedMemory.AllocatePages(4);
+        var front = FrontRing.Initialize(memory, layout);
+        var back = BackRing.Attach(memory, layout);
+        void Round()
+        {
+            while (!front.IsFull)
+                front.PutRequest(new BlkifX86_64Request { Operation = BlkifOp.Read, NrSegments = 11, Id = front.ReqProdPvt });
+            front.PushRequestsAndCheckNotify();
+            while (back.TryConsumeBlkifRequest(BlkifAbi.X86_64, out BlkifRequest req) == RingRead.Item)
+                back.PutBlkifResponse(req.Id, req.Operation, req.RejectionStatus);
+            back.PushResponsesAndCheckNotify();
+            back.FinalCheckForRequests();
+            while (front.TryConsumeResponse(out BlkifX86_64Response _) == RingRead.Item)
+            {
+            }
+            front.FinalCheckForResponses();
+        }
+        Round(); // JIT and first-use costs
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++)
+            Round();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(101u * back.Size, back.RspProdPvt);
+    }
+}
