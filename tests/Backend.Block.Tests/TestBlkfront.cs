@@ -227,6 +227,43 @@ internal sealed class TestBlkfront
         }
     }
 
+    /// <summary>Waits until at least one response arrived on any queue and returns all there are, tagged by queue.</summary>
+    public async Task<List<(int Queue, Response Response)>> WaitAnyAsync(TimeSpan? timeout = null)
+    {
+        var result = new List<(int, Response)>();
+        var scratch = new List<Response>();
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
+        while (true)
+        {
+            bool more = false;
+            for (int q = 0; q < Queues.Length; q++)
+            {
+                scratch.Clear();
+                TakeResponses(q, scratch);
+                foreach (var r in scratch) result.Add((q, r));
+                if (Queues[q].Ring.FinalCheckForResponses() == RingPoll.Work)
+                    more = true;
+            }
+            if (result.Count > 0)
+                return result;
+            if (more)
+                continue;
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero)
+                throw new TimeoutException("no response arrived on any queue");
+            using var cts = new CancellationTokenSource(left);
+            try
+            {
+                uint port = await _guest.EventChannels.WaitPendingAsync(cts.Token);
+                _guest.EventChannels.Unmask(port);
+            }
+            catch (OperationCanceledException)
+            {
+                // One more look at the rings, then the deadline fails the wait.
+            }
+        }
+    }
+
     public async Task<Response> RoundTripAsync(int q)
     {
         Push(q);
