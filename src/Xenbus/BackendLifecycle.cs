@@ -56,6 +56,8 @@ public sealed class BackendLifecycle
 
             while (true)
             {
+                frontendWatch.TryConsume();
+                backendWatch.TryConsume();
                 var view = await ObserveAsync(cancellationToken).ConfigureAwait(false);
                 var action = LifecycleRules.Decide(view);
                 if (action == LifecycleAction.Remove)
@@ -70,7 +72,7 @@ public sealed class BackendLifecycle
                     await ApplyAsync(action, cancellationToken).ConfigureAwait(false);
                     continue; // re-read at once: our own writes may enable the next step
                 }
-                await Task.WhenAny(frontendWatch.WaitTask(cancellationToken), backendWatch.WaitTask(cancellationToken)).Unwrap().ConfigureAwait(false);
+                await Task.WhenAny(frontendWatch.WhenChangedAsync(cancellationToken), backendWatch.WhenChangedAsync(cancellationToken)).Unwrap().ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
