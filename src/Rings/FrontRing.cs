@@ -14,20 +14,22 @@ public sealed unsafe class FrontRing
     private readonly RingSlotLayout _layout;
     private uint _rspProdSnapshot;
 
-    private FrontRing(SharedMemory memory, RingSlotLayout layout, uint index)
+    private FrontRing(SharedMemory memory, RingSlotLayout layout, uint reqProdPvt, uint rspCons)
     {
         _sring = new SringView(memory, layout);
         _layout = layout;
-        ReqProdPvt = index;
-        RspCons = index;
-        _rspProdSnapshot = index;
+        if (reqProdPvt - rspCons > _sring.Size)
+            throw new ArgumentException("more requests outstanding than the ring has slots", nameof(reqProdPvt));
+        ReqProdPvt = reqProdPvt;
+        RspCons = rspCons;
+        _rspProdSnapshot = rspCons;
         Raw = new RawSharedRing(_sring);
     }
 
     /// <summary><c>XEN_FRONT_RING_INIT</c>: <c>SHARED_RING_INIT</c> on the page, then <c>FRONT_RING_INIT</c>.</summary>
     public static FrontRing Initialize(SharedMemory memory, RingSlotLayout layout)
     {
-        var ring = new FrontRing(memory, layout, 0);
+        var ring = new FrontRing(memory, layout, 0, 0);
         ring.Raw.InitializeShared(0);
         return ring;
     }
@@ -38,13 +40,17 @@ public sealed unsafe class FrontRing
     /// </summary>
     public static FrontRing Initialize(SharedMemory memory, RingSlotLayout layout, uint index)
     {
-        var ring = new FrontRing(memory, layout, index);
+        var ring = new FrontRing(memory, layout, index, index);
         ring.Raw.InitializeShared(index);
         return ring;
     }
 
     /// <summary><c>FRONT_RING_ATTACH</c>: req_prod_pvt = rsp_cons = <paramref name="index"/>, shared page untouched.</summary>
-    public static FrontRing Attach(SharedMemory memory, RingSlotLayout layout, uint index) => new(memory, layout, index);
+    public static FrontRing Attach(SharedMemory memory, RingSlotLayout layout, uint index) => new(memory, layout, index, index);
+
+    /// <summary>Resumes private state saved earlier: requests produced but not yet answered.</summary>
+    public static FrontRing Resume(SharedMemory memory, RingSlotLayout layout, uint reqProdPvt, uint rspCons) =>
+        new(memory, layout, reqProdPvt, rspCons);
 
     public RingSlotLayout Layout => _layout;
 

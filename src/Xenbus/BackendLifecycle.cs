@@ -54,9 +54,10 @@ public sealed class BackendLifecycle
             if (initial != XenbusState.Connected)
                 await _device.SwitchStateAsync(XenbusState.InitWait, cancellationToken).ConfigureAwait(false);
 
-            Task? frontendWait = null, backendWait = null;
             while (true)
             {
+                frontendWatch.TryConsume();
+                backendWatch.TryConsume();
                 var view = await ObserveAsync(cancellationToken).ConfigureAwait(false);
                 var action = LifecycleRules.Decide(view);
                 if (action == LifecycleAction.Remove)
@@ -71,14 +72,7 @@ public sealed class BackendLifecycle
                     await ApplyAsync(action, cancellationToken).ConfigureAwait(false);
                     continue; // re-read at once: our own writes may enable the next step
                 }
-                // Keep the wait that did not fire: a fresh read each pass would leave the old one pending on
-                // the single-reader channel, and it would swallow the next signal (the device then hangs).
-                frontendWait ??= frontendWatch.WaitTask(cancellationToken);
-                backendWait ??= backendWatch.WaitTask(cancellationToken);
-                var fired = await Task.WhenAny(frontendWait, backendWait).ConfigureAwait(false);
-                if (fired == frontendWait) frontendWait = null;
-                else backendWait = null;
-                await fired.ConfigureAwait(false);
+                await Task.WhenAny(frontendWatch.WhenChangedAsync(cancellationToken), backendWatch.WhenChangedAsync(cancellationToken)).Unwrap().ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

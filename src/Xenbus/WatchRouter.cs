@@ -99,21 +99,33 @@ public sealed class WatchSubscription : IAsyncDisposable
 
     public string Token { get; }
 
-    /// <summary>Completes once the path changed since the previous wait; throws when the connection died.</summary>
+    /// <summary>Completes once the path changed since the previous wait, consuming the change.</summary>
     public async ValueTask WaitAsync(CancellationToken cancellationToken = default)
+    {
+        while (!TryConsume())
+            await WhenChangedAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Clears and returns the pending change flag. Consume before re-reading state, so a change during the read is not lost.</summary>
+    public bool TryConsume() => _changed.Reader.TryRead(out _);
+
+    /// <summary>
+    /// Completes when a change is pending, without consuming it, so waits on several subscriptions can
+    /// be raced with <see cref="Task.WhenAny(Task[])"/> and the losers leave nothing behind. Throws when
+    /// the connection died.
+    /// </summary>
+    public async Task WhenChangedAsync(CancellationToken cancellationToken)
     {
         try
         {
-            await _changed.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            if (await _changed.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false)) return;
         }
         catch (ChannelClosedException e) when (e.InnerException is { } inner)
         {
             throw new XenStoreConnectionException($"watch on {Path} ended: {inner.Message}", inner);
         }
+        throw new XenStoreConnectionException($"watch on {Path} ended");
     }
-
-    /// <summary>A task for <see cref="Task.WhenAny(Task[])"/>-style waits on several subscriptions.</summary>
-    public Task WaitTask(CancellationToken cancellationToken) => WaitAsync(cancellationToken).AsTask();
 
     internal void Signal() => _changed.Writer.TryWrite(true);
 
