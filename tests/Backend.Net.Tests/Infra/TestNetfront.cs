@@ -115,6 +115,8 @@ internal sealed class TestNetfront
         return slots;
     }
 
+    public void Kick() => _dom.EventChannels.Notify(TxPort);
+
     public void Push()
     {
         Tx.PushRequestsAndCheckNotify();
