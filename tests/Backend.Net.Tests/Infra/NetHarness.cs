@@ -122,6 +122,8 @@ internal sealed class NetHarness : IAsyncDisposable
     {
         string vif = Net.InterfaceName ?? throw new InvalidOperationException("no tap");
         Ns.Adopt(vif);
+        // No IPv6 on the vif: router solicitations and DAD would otherwise be the guest's first frames.
+        Ns.Exec("sysctl", "-qw", $"net/ipv6/conf/{vif}/disable_ipv6=1");
         Ns.Ip("link", "set", vif, "mtu", mtu.ToString(), "up");
         Ns.Ip("addr", "add", "10.200.1.1/24", "dev", vif);
         Ns.Ip("neigh", "replace", "10.200.1.2", "lladdr", GuestMacText, "dev", vif, "nud", "permanent");
