@@ -20,6 +20,9 @@ public sealed unsafe class TapQueue : IDisposable
 
     public int Index { get; }
 
+    /// <summary>Whether the kernel delivers frames to this fd (TUNSETQUEUE; a new fd starts attached).</summary>
+    public bool IsAttached { get; internal set; } = true;
+
     /// <summary>errno of the last failed call on this queue (diagnostics only).</summary>
     public int LastErrno { get; private set; }
 
