@@ -60,13 +60,18 @@ public sealed class EchoDevice : IBackendDevice
         {
             while (true)
             {
-                await _channels!.WaitPendingAsync(cancellationToken).ConfigureAwait(false);
+                // Serve before the first wait: kicks sent while no worker was bound (a restart) were
+                // dropped by the hypervisor, so a resuming backend must look at the ring itself.
                 var span = _page!.Span;
                 uint request = BinaryPrimitives.ReadUInt32LittleEndian(span);
-                BinaryPrimitives.WriteUInt32LittleEndian(span[4..], request);
-                Interlocked.Increment(ref _requests);
-                _channels.Notify(_port);
-                _channels.Unmask(_port);
+                if (BinaryPrimitives.ReadUInt32LittleEndian(span[4..]) != request)
+                {
+                    BinaryPrimitives.WriteUInt32LittleEndian(span[4..], request);
+                    Interlocked.Increment(ref _requests);
+                    _channels!.Notify(_port);
+                }
+                uint port = await _channels!.WaitPendingAsync(cancellationToken).ConfigureAwait(false);
+                _channels.Unmask(port);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
