@@ -13,6 +13,15 @@ public class BackendLifecycleTests
         return (lifecycle, run, cts);
     }
 
+    /// <summary>The frontend's half of a first handshake: publish a ring, go Initialised, see Connected.</summary>
+    private static async Task ConnectFrontendAsync(XenstoreFixture xs)
+    {
+        await xs.WaitBackendStateAsync(XenbusState.InitWait);
+        await xs.Guest.WriteAsync(xs.Frontend + "/ring-ref", "8");
+        await xs.SetFrontendStateAsync(XenbusState.Initialised);
+        await xs.WaitBackendStateAsync(XenbusState.Connected);
+    }
+
     private static async Task Until(Func<bool> condition, string what)
     {
         var deadline = DateTime.UtcNow.AddSeconds(15);
@@ -98,10 +107,7 @@ public class BackendLifecycleTests
         await using var xs = await XenstoreFixture.CreateAsync();
         var device = new RecordingDevice();
         var (_, run, _) = await StartAsync(xs, device);
-        await xs.WaitBackendStateAsync(XenbusState.InitWait);
-        await xs.Guest.WriteAsync(xs.Frontend + "/ring-ref", "8");
-        await xs.SetFrontendStateAsync(XenbusState.Initialised);
-        await xs.WaitBackendStateAsync(XenbusState.Connected);
+        await ConnectFrontendAsync(xs);
         await xs.SetFrontendStateAsync(XenbusState.Connected);
 
         // libxl: online=0 and backend state Closing; the frontend follows to Closed.
@@ -139,10 +145,7 @@ public class BackendLifecycleTests
         await using var xs = await XenstoreFixture.CreateAsync();
         var device = new RecordingDevice();
         var (_, run, _) = await StartAsync(xs, device);
-        await xs.WaitBackendStateAsync(XenbusState.InitWait);
-        await xs.Guest.WriteAsync(xs.Frontend + "/ring-ref", "8");
-        await xs.SetFrontendStateAsync(XenbusState.Initialised);
-        await xs.WaitBackendStateAsync(XenbusState.Connected);
+        await ConnectFrontendAsync(xs);
 
         await xs.Dom0.RemoveAsync(xs.Backend);
         await run.WaitAsync(TimeSpan.FromSeconds(15));

@@ -1,0 +1,53 @@
+using XenBackends.Native.IO;
+
+namespace XenBackends.Backend.Block;
+
+/// <summary>How request data travels between guest pages and the image.</summary>
+public enum BlockDataPath
+{
+    /// <summary>Grant copy into pooled page-aligned buffers, batched per ring drain (QEMU, tapdisk style).</summary>
+    GrantCopy,
+    /// <summary>Map the guest's pages and do vectored I/O straight into them (no copy; one map per request).</summary>
+    GrantMap,
+}
+
+/// <summary>Administrator knobs of the block backend; defaults match what Linux blkback advertises.</summary>
+public sealed record BlockBackendOptions
+{
+    /// <summary><c>multi-queue-max-queues</c>: one ring, worker thread and I/O engine per queue.</summary>
+    public int MaxQueues { get; init; } = 4;
+
+    /// <summary><c>max-ring-page-order</c> (XENBUS_MAX_RING_GRANT_ORDER is 4: 16 pages, 512 slots).</summary>
+    public int MaxRingPageOrder { get; init; } = 4;
+
+    /// <summary><c>feature-max-indirect-segments</c>; at least 256 (1 MiB requests), at most 4096 (8 indirect pages).</summary>
+    public int MaxIndirectSegments { get; init; } = 256;
+
+    public IoEngineKind IoEngine { get; init; } = IoEngineKind.Auto;
+
+    public BlockDataPath DataPath { get; init; } = BlockDataPath.GrantCopy;
+
+    /// <summary>
+    /// 4 KiB bounce pages per queue (grant-copy path). Bounds a hostile guest's share of dom0 memory;
+    /// when all are in use the queue stops consuming (counted as oo_req) until completions free some.
+    /// </summary>
+    public int BufferPagesPerQueue { get; init; } = 2048;
+
+    /// <summary>How long a disconnect waits for in-flight I/O before abandoning it (a dead image must not hang the service).</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Presents a larger logical sector size than the image reports (e.g. 4096 for a 4Kn disk image
+    /// in a file); null uses the image's own. Must be a power of two >= the image's.
+    /// </summary>
+    public int? SectorSizeOverride { get; init; }
+
+    internal void Validate()
+    {
+        if (MaxQueues is < 1 or > 256) throw new ArgumentOutOfRangeException(nameof(MaxQueues));
+        if (MaxRingPageOrder is < 0 or > 8) throw new ArgumentOutOfRangeException(nameof(MaxRingPageOrder));
+        if (MaxIndirectSegments is < 11 or > 4096) throw new ArgumentOutOfRangeException(nameof(MaxIndirectSegments));
+        if (BufferPagesPerQueue < MaxIndirectSegments) throw new ArgumentOutOfRangeException(nameof(BufferPagesPerQueue), "must hold at least one largest request");
+        if (SectorSizeOverride is { } s && (s < 512 || (s & (s - 1)) != 0)) throw new ArgumentOutOfRangeException(nameof(SectorSizeOverride));
+    }
+}

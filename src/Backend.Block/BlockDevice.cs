@@ -1,0 +1,267 @@
+using System.Globalization;
+using XenBackends.Native;
+using XenBackends.Native.IO;
+using XenBackends.Rings.Blkif;
+using XenBackends.Xenbus;
+
+namespace XenBackends.Backend.Block;
+
+/// <summary>
+/// One virtual block device (vbd/qdisk) seen from dom0: the xenbus handshake of blkif.h and Linux
+/// blkback's xenbus.c, and the queues that serve its rings. <see cref="BackendLifecycle"/> calls it
+/// one step at a time.
+/// </summary>
+public sealed class BlockDevice : IBackendDevice
+{
+    private readonly IGrantMapper _grants;
+    private readonly Func<IEventChannels> _openEventChannels;
+    private readonly BlockBackendOptions _options;
+    private readonly Action<string>? _log;
+    private XenbusDevice? _device;
+    private BlockImage? _image;
+    private BlockQueue[] _queues = [];
+
+    /// <param name="grants">Shared by all queues (gntdev copy and map are safe from several threads).</param>
+    /// <param name="openEventChannels">
+    /// Opens one event-channel handle per queue, so each worker's pending ports are its own.
+    /// </param>
+    public BlockDevice(IGrantMapper grants, Func<IEventChannels> openEventChannels, BlockBackendOptions? options = null, Action<string>? log = null)
+    {
+        _grants = grants;
+        _openEventChannels = openEventChannels;
+        _options = options ?? new BlockBackendOptions();
+        _options.Validate();
+        _log = log;
+    }
+
+    public BlockStatistics Statistics { get; } = new();
+
+    public BlockImage? Image => _image;
+
+    /// <summary>The running queues (empty while not connected).</summary>
+    public IReadOnlyList<BlockQueue> Queues => _queues;
+
+    /// <summary>The last thing that stopped a queue (a hostile ring, a failed worker), for status output.</summary>
+    public string? LastFault { get; private set; }
+
+    public async Task PrepareAsync(XenbusDevice device, CancellationToken cancellationToken)
+    {
+        _device = device;
+        var configuration = await BlockConfiguration.ReadAsync(device, cancellationToken).ConfigureAwait(false);
+        _image?.Dispose();
+        _image = null;
+        ImageFile file = ImageFile.Open(configuration.Path, configuration.Writable, configuration.DirectIo);
+        try
+        {
+            _image = new BlockImage(file, configuration, _options.SectorSizeOverride);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+        // What the frontend needs before it sizes its rings and requests (blkback's probe).
+        await device.Store.RunTransactionAsync(async t =>
+        {
+            string b = device.BackendPath + "/";
+            await t.WriteAsync(b + "feature-max-indirect-segments", Format(_options.MaxIndirectSegments), cancellationToken).ConfigureAwait(false);
+            await t.WriteAsync(b + "max-ring-page-order", Format(_options.MaxRingPageOrder), cancellationToken).ConfigureAwait(false);
+            await t.WriteAsync(b + "multi-queue-max-queues", Format(_options.MaxQueues), cancellationToken).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task ConnectAsync(XenbusDevice device, CancellationToken cancellationToken)
+    {
+        BlockImage image = _image ?? throw new InvalidOperationException("ConnectAsync before PrepareAsync");
+        _device = device;
+        // A frontend that reconnects without closing first (kexec, XSA-350 flapping) gets fresh rings.
+        await DisconnectAsync(cancellationToken).ConfigureAwait(false);
+
+        var layout = await ReadRingLayoutAsync(device, cancellationToken).ConfigureAwait(false);
+        var queues = new List<BlockQueue>(layout.Queues.Length);
+        try
+        {
+            ushort domid = checked((ushort)device.FrontendId);
+            for (int q = 0; q < layout.Queues.Length; q++)
+                queues.Add(OpenQueue(q, domid, layout.Abi, layout.Queues[q], image));
+            await PublishGeometryAsync(device, image, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            foreach (var queue in queues) queue.Dispose();
+            throw;
+        }
+        _queues = [.. queues];
+        foreach (var queue in _queues) queue.Start();
+        _log?.Invoke($"{device.Path}: connected, {_queues.Length} queue(s), {layout.Abi}, ring order {layout.RingPageOrder}, {_options.DataPath}, I/O {_queues[0].IoEngineName}");
+    }
+
+    private sealed record QueueKeys(string Path, uint[] Refs, uint RemotePort);
+
+    private sealed record RingLayout(BlkifAbi Abi, int RingPageOrder, QueueKeys[] Queues);
+
+    /// <summary>Every guest-written ring key, validated before anything is mapped (blkback's connect_ring).</summary>
+    private async Task<RingLayout> ReadRingLayoutAsync(XenbusDevice device, CancellationToken cancellationToken)
+    {
+        string? protocol = await device.ReadFrontendAsync("protocol", cancellationToken).ConfigureAwait(false);
+        if (!BlkifProtocol.TryParse(protocol, out BlkifAbi abi))
+            throw new FrontendConfigurationException(device.FrontendPath + "/protocol", protocol, "unknown blkif protocol");
+        uint order = await FrontendKeys.ReadUInt32Async(device, "ring-page-order", 0, (uint)_options.MaxRingPageOrder, 0, cancellationToken).ConfigureAwait(false);
+        uint queueCount = await FrontendKeys.ReadUInt32Async(device, "multi-queue-num-queues", 1, (uint)_options.MaxQueues, 1, cancellationToken).ConfigureAwait(false);
+        int pages = 1 << (int)order;
+        var queues = new QueueKeys[queueCount];
+        for (int q = 0; q < queueCount; q++)
+        {
+            // One queue keeps the flat layout; more put each ring under queue-N/ (blkif.h).
+            string prefix = queueCount == 1 ? "" : $"queue-{q}/";
+            var refs = new uint[pages];
+            for (int i = 0; i < pages; i++)
+            {
+                string key = order == 0 ? prefix + "ring-ref" : prefix + "ring-ref" + Format(i);
+                string? value = await device.ReadFrontendAsync(key, cancellationToken).ConfigureAwait(false);
+                if (value is null && order == 0)
+                {
+                    // Linux's read_per_ring_refs accepts ring-ref0 for a one-page ring too.
+                    key = prefix + "ring-ref0";
+                    value = await device.ReadFrontendAsync(key, cancellationToken).ConfigureAwait(false);
+                }
+                refs[i] = FrontendKeys.ParseUInt32(device.FrontendPath + "/" + key, value, 0, uint.MaxValue, null);
+            }
+            uint port = await FrontendKeys.ReadUInt32Async(device, prefix + "event-channel", 0, uint.MaxValue, null, cancellationToken).ConfigureAwait(false);
+            queues[q] = new QueueKeys(device.FrontendPath + "/" + prefix, refs, port);
+        }
+        return new RingLayout(abi, (int)order, queues);
+    }
+
+    private BlockQueue OpenQueue(int index, ushort domid, BlkifAbi abi, QueueKeys keys, BlockImage image)
+    {
+        SharedMemory ring;
+        try
+        {
+            ring = _grants.Map(domid, keys.Refs, writable: true);
+        }
+        catch (GrantException e)
+        {
+            throw new FrontendConfigurationException(keys.Path + "ring-ref", null, "cannot map the ring: " + e.Message);
+        }
+        IEventChannels? events = null;
+        uint port = 0;
+        bool bound = false;
+        try
+        {
+            events = _openEventChannels();
+            try
+            {
+                port = events.BindInterdomain(domid, keys.RemotePort);
+                bound = true;
+            }
+            catch (XenNativeException e)
+            {
+                throw new FrontendConfigurationException(keys.Path + "event-channel", Format((int)keys.RemotePort), "cannot bind: " + e.Message);
+            }
+            return new BlockQueue(index, domid, ring, abi, events, port, _grants, image, Statistics, _options, OnQueueFault);
+        }
+        catch
+        {
+            if (bound) events!.Unbind(port);
+            events?.Dispose();
+            ring.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>blkback's connect(): every property the frontend reads after Connected, in one transaction.</summary>
+    private static Task PublishGeometryAsync(XenbusDevice device, BlockImage image, CancellationToken cancellationToken) =>
+        device.Store.RunTransactionAsync(async t =>
+        {
+            string b = device.BackendPath + "/";
+            await t.WriteAsync(b + "feature-flush-cache", "1", cancellationToken).ConfigureAwait(false);
+            await t.WriteAsync(b + "feature-barrier", "1", cancellationToken).ConfigureAwait(false);
+            await t.WriteAsync(b + "feature-discard", image.DiscardEnabled ? "1" : "0", cancellationToken).ConfigureAwait(false);
+            if (image.DiscardEnabled)
+            {
+                // Holes are freed in filesystem blocks; a smaller discard only zeroes.
+                await t.WriteAsync(b + "discard-granularity", Format(image.PhysicalSectorSize), cancellationToken).ConfigureAwait(false);
+                await t.WriteAsync(b + "discard-alignment", "0", cancellationToken).ConfigureAwait(false);
+                await t.WriteAsync(b + "discard-secure", "1", cancellationToken).ConfigureAwait(false);
+            }
+            await t.WriteAsync(b + "sectors", FrontendKeys.FormatUInt((ulong)image.Sectors), cancellationToken).ConfigureAwait(false);
+            await t.WriteAsync(b + "sector-size", Format(image.SectorSize), cancellationToken).ConfigureAwait(false);
+            await t.WriteAsync(b + "physical-sector-size", Format(image.PhysicalSectorSize), cancellationToken).ConfigureAwait(false);
+            await t.WriteAsync(b + "info", FrontendKeys.FormatUInt(image.Info), cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
+
+    public async Task DisconnectAsync(CancellationToken cancellationToken)
+    {
+        BlockQueue[] queues = _queues;
+        if (queues.Length == 0)
+            return;
+        _queues = [];
+        foreach (var queue in queues) queue.RequestStop();
+        // Each worker bounds its own drain (DrainTimeout); this only waits for the threads to notice.
+        TimeSpan limit = _options.DrainTimeout + TimeSpan.FromSeconds(5);
+        await Task.Run(() =>
+        {
+            foreach (var queue in queues)
+            {
+                if (!queue.Join(limit))
+                    _log?.Invoke($"queue {queue.Index}: worker did not stop within {limit.TotalSeconds:0} s; its memory is left mapped");
+            }
+        }, CancellationToken.None).ConfigureAwait(false);
+        foreach (var queue in queues)
+        {
+            if (queue.AbandonedInFlightIo)
+                _log?.Invoke($"queue {queue.Index}: {queue.FaultReason}");
+            queue.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Online resize (Linux xen_vbd_resize): re-reads the image size, rewrites <c>sectors</c>, then
+    /// rewrites the current state so the frontend's watch fires and it re-reads the size. Returns
+    /// whether the size changed.
+    /// </summary>
+    public async Task<bool> ResizeAsync(CancellationToken cancellationToken = default)
+    {
+        BlockImage image = _image ?? throw new InvalidOperationException("the device is not prepared");
+        XenbusDevice device = _device ?? throw new InvalidOperationException("the device is not prepared");
+        if (!image.Refresh())
+            return false;
+        await device.WriteBackendAsync("sectors", FrontendKeys.FormatUInt((ulong)image.Sectors), cancellationToken).ConfigureAwait(false);
+        XenbusState? state = await device.ReadBackendStateAsync(cancellationToken).ConfigureAwait(false);
+        if (state == XenbusState.Connected)
+            await device.SwitchStateAsync(XenbusState.Connected, cancellationToken).ConfigureAwait(false);
+        _log?.Invoke($"{device.Path}: resized to {image.Sectors} sectors");
+        return true;
+    }
+
+    private void OnQueueFault(BlockQueue queue, string reason)
+    {
+        LastFault = $"queue {queue.Index}: {reason}";
+        _log?.Invoke(LastFault);
+        XenbusDevice? device = _device;
+        if (device is null)
+            return;
+        // Called on the queue's own thread: report from the pool so the worker never blocks on xenstore.
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await device.ReportFatalAsync(LastFault).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                _log?.Invoke($"{device.Path}: could not report fault: {e.Message}");
+            }
+        });
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await DisconnectAsync(CancellationToken.None).ConfigureAwait(false);
+        _image?.Dispose();
+        _image = null;
+    }
+
+    private static string Format(int value) => value.ToString(CultureInfo.InvariantCulture);
+}

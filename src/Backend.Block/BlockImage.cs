@@ -1,0 +1,72 @@
+using XenBackends.Native.IO;
+
+namespace XenBackends.Backend.Block;
+
+/// <summary>
+/// The image one device serves, as its queues see it: the open file, the geometry advertised to the
+/// guest and the policy (read-only, discard). The size is re-read on an online resize while queues
+/// run, so it is published with volatile reads and writes; everything else is fixed at prepare.
+/// </summary>
+public sealed class BlockImage : IDisposable
+{
+    private long _sectors;
+
+    public BlockImage(ImageFile file, BlockConfiguration configuration, int? sectorSizeOverride)
+    {
+        File = file;
+        ReadOnly = !configuration.Writable;
+        CdRom = configuration.CdRom;
+        DiscardEnabled = configuration.DiscardEnabled;
+        int logical = file.LogicalSectorSize;
+        if (sectorSizeOverride is { } forced)
+        {
+            if (forced < logical)
+                throw new ArgumentOutOfRangeException(nameof(sectorSizeOverride), $"cannot present {forced}-byte sectors on an image with {logical}-byte sectors");
+            logical = forced;
+        }
+        SectorSize = logical;
+        PhysicalSectorSize = Math.Max(logical, file.PhysicalSectorSize);
+        RoundSizeToSectors();
+    }
+
+    public ImageFile File { get; }
+    public bool ReadOnly { get; }
+    public bool CdRom { get; }
+    public bool DiscardEnabled { get; }
+
+    /// <summary><c>sector-size</c>: the alignment every request must honour (offsets are still 512-byte units).</summary>
+    public int SectorSize { get; }
+
+    public int PhysicalSectorSize { get; }
+
+    /// <summary>
+    /// <c>sectors</c>: the image size in 512-byte units (blkif.h after 221f2748e8), rounded down to
+    /// a whole logical sector so no request can address a partial one.
+    /// </summary>
+    public long Sectors => Volatile.Read(ref _sectors);
+
+    /// <summary>Which discard operation this image needs: fallocate on files, ioctls on block devices.</summary>
+    public IoOp DiscardOp(bool secure) => File.IsBlockDevice
+        ? (secure ? IoOp.BlockZeroOut : IoOp.BlockDiscard)
+        : (secure ? IoOp.ZeroRange : IoOp.PunchHole);
+
+    /// <summary><c>info</c>: the VDISK_* bitmap.</summary>
+    public uint Info => (ReadOnly ? Rings.Blkif.VDisk.ReadOnly : 0) | (CdRom ? Rings.Blkif.VDisk.CdRom : 0);
+
+    /// <summary>Re-reads the image size (online resize); returns true when it changed.</summary>
+    public bool Refresh()
+    {
+        long before = Sectors;
+        File.Refresh();
+        RoundSizeToSectors();
+        return Sectors != before;
+    }
+
+    private void RoundSizeToSectors()
+    {
+        long perSector = SectorSize / 512;
+        Volatile.Write(ref _sectors, File.SizeBytes / 512 / perSector * perSector);
+    }
+
+    public void Dispose() => File.Dispose();
+}

@@ -1,0 +1,823 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using XenBackends.Native;
+using XenBackends.Native.IO;
+using XenBackends.Native.Linux;
+using XenBackends.Rings;
+using XenBackends.Rings.Blkif;
+
+namespace XenBackends.Backend.Block;
+
+/// <summary>
+/// One blkif ring and everything that serves it: a dedicated thread that sleeps in one epoll on the
+/// event channel, the I/O engine's completions and a stop eventfd; per-slot request state, bounce
+/// pages and iovec arrays allocated once here so the steady state allocates nothing. The whole data
+/// path reads top to bottom in this file (the shape of QEMU's hw/block/dataplane/xen-block.c):
+/// wake, reap completions, drain the ring (copy, validate, batch the grant copies, submit), answer,
+/// re-arm, unmask.
+/// </summary>
+public sealed class BlockQueue : IDisposable
+{
+    private const ulong TokenEventChannel = 1;
+    private const ulong TokenCompletions = 2;
+    private const ulong TokenStop = 3;
+    private const int PageSize = 4096;
+    private const int IovecSize = 16;
+    private const int SectorsPerPage = PageSize / 512;
+
+    private enum Stage : byte
+    {
+        Free,
+        /// <summary>Write data is in this drain's grant-copy batch.</summary>
+        AwaitCopy,
+        /// <summary>A barrier waiting for everything submitted before it to finish.</summary>
+        AwaitBarrier,
+        /// <summary>FLUSH_DISKCACHE with data: the flush runs first, then the write.</summary>
+        PreFlush,
+        /// <summary>The read, write or discard itself is in the engine.</summary>
+        Transfer,
+        /// <summary>WRITE_BARRIER: the write finished, the flush that makes it durable runs.</summary>
+        PostFlush,
+    }
+
+    /// <summary>What one consumed request needs until its response is written.</summary>
+    private struct Slot
+    {
+        public ulong Id;
+        /// <summary>The operation as the frontend wrote it, echoed in the response.</summary>
+        public byte Operation;
+        /// <summary>The operation to perform: indirect requests resolve to their indirect_op.</summary>
+        public byte Op;
+        public Stage Stage;
+        public bool CopyFailed;
+        public bool Secure;
+        public int NrSegments;
+        public long Sector;
+        public long NrSectors;
+        public int Pages;
+        public long Start;
+        public SharedMemory? Mapping;
+    }
+
+    private readonly ushort _domid;
+    private readonly BackRing _ring;
+    private readonly BlkifAbi _abi;
+    private readonly SharedMemory _ringMemory;
+    private readonly IEventChannels _events;
+    private readonly uint _port;
+    private readonly IGrantMapper _grants;
+    private readonly BlockImage _image;
+    private readonly BlockStatistics _stats;
+    private readonly BlockDataPath _dataPath;
+    private readonly int _maxIndirectSegments;
+    private readonly int _maxSegments;
+    private readonly TimeSpan _drainTimeout;
+    private readonly Action<BlockQueue, string> _fatal;
+    private readonly IIoEngine _io;
+    private readonly EpollSet _epoll;
+    private readonly EventFd _stop;
+    private readonly Thread _thread;
+
+    private readonly Slot[] _slots;
+    private readonly int[] _freeSlots;
+    private int _freeSlotCount;
+    private readonly BlkifRequestSegment[] _segments;
+    private readonly int[] _slotPages;
+    private readonly SharedMemory _iovecs;
+    private readonly SharedMemory? _pool;
+    private readonly int[] _freePages;
+    private int _freePageCount;
+    private readonly SharedMemory _indirectPages;
+    private readonly GrantCopySegment[] _indirectCopy = new GrantCopySegment[BlkifLimits.MaxIndirectPagesPerRequest];
+    private readonly uint[] _mapRefs;
+
+    // One grant copy per drain: every write's data on the way in, every read's data on the way out.
+    private readonly GrantCopySegment[] _batch;
+    private readonly GrantCopySegment[] _batchSorted;
+    private readonly int[] _batchSlot;
+    private readonly int[] _batchSlotSorted;
+    private readonly ulong[] _batchKeys;
+    private int _batchCount;
+    private readonly int[] _ready;
+    private int _readyCount;
+    private readonly IoCompletion[] _completions;
+
+    private int _barrierSlot = -1;
+    private int _inEngine;
+    private uint _pushed;
+    private bool _halted;
+    private bool _stopping;
+    private long _stopDeadline;
+    private int _finished;
+    private int _disposed;
+
+    internal BlockQueue(int index, ushort domid, SharedMemory ringMemory, BlkifAbi abi, IEventChannels events, uint port,
+        IGrantMapper grants, BlockImage image, BlockStatistics stats, BlockBackendOptions options, Action<BlockQueue, string> fatal)
+    {
+        Index = index;
+        _domid = domid;
+        _ringMemory = ringMemory;
+        _abi = abi;
+        _ring = BackRing.Attach(ringMemory, BlkifProtocol.Layout(abi));
+        _events = events;
+        _port = port;
+        _grants = grants;
+        _image = image;
+        _stats = stats;
+        _dataPath = options.DataPath;
+        _maxIndirectSegments = options.MaxIndirectSegments;
+        _maxSegments = Math.Max(BlkifLimits.MaxSegmentsPerRequest, options.MaxIndirectSegments);
+        _drainTimeout = options.DrainTimeout;
+        _fatal = fatal;
+
+        int slots = checked((int)_ring.Size);
+        _slots = new Slot[slots];
+        _freeSlots = new int[slots];
+        for (int i = 0; i < slots; i++) _freeSlots[i] = slots - 1 - i;
+        _freeSlotCount = slots;
+        _segments = new BlkifRequestSegment[slots * _maxSegments];
+        _slotPages = new int[slots * _maxSegments];
+        _iovecs = UnmanagedMemory.AllocatePages((slots * _maxSegments * IovecSize + PageSize - 1) / PageSize);
+        _indirectPages = UnmanagedMemory.AllocatePages(BlkifLimits.MaxIndirectPagesPerRequest);
+        _mapRefs = new uint[_maxSegments];
+        int poolPages = options.BufferPagesPerQueue;
+        _freePages = new int[_dataPath == BlockDataPath.GrantCopy ? poolPages : 0];
+        if (_dataPath == BlockDataPath.GrantCopy)
+        {
+            _pool = UnmanagedMemory.AllocatePages(poolPages);
+            for (int i = 0; i < poolPages; i++) _freePages[i] = poolPages - 1 - i;
+            _freePageCount = poolPages;
+        }
+        int batch = Math.Max(poolPages, _maxSegments);
+        _batch = new GrantCopySegment[batch];
+        _batchSorted = new GrantCopySegment[batch];
+        _batchSlot = new int[batch];
+        _batchSlotSorted = new int[batch];
+        _batchKeys = new ulong[batch];
+        _ready = new int[slots];
+        _completions = new IoCompletion[slots];
+
+        // Each slot has at most one operation in the engine at a time, so a ring's worth of
+        // capacity means TryEnqueue never has to be retried.
+        _io = IoEngines.Create(options.IoEngine, slots);
+        _stop = EventFd.Create();
+        _epoll = new EpollSet();
+        _epoll.Add(events.PollFd, TokenEventChannel);
+        _epoll.Add(_io.CompletionFd, TokenCompletions);
+        _epoll.Add(_stop.Handle, TokenStop);
+        _thread = new Thread(Run) { IsBackground = true, Name = $"blkif-d{domid}-q{index}" };
+    }
+
+    public int Index { get; }
+    public uint LocalPort => _port;
+    public string IoEngineName => _io.Name;
+
+    /// <summary>True once the worker has stopped (drained, abandoned a dead image, or failed).</summary>
+    public bool Finished => Volatile.Read(ref _finished) != 0;
+
+    /// <summary>Why the ring stopped being served, if the guest or the worker broke it.</summary>
+    public string? FaultReason { get; private set; }
+
+    /// <summary>True when the worker gave up waiting for in-flight I/O (its buffers are then never freed).</summary>
+    public bool AbandonedInFlightIo { get; private set; }
+
+    internal void Start() => _thread.Start();
+
+    /// <summary>Asks the worker to stop consuming and to finish once in-flight I/O has completed.</summary>
+    internal void RequestStop() => _stop.Signal();
+
+    /// <summary>Waits for the worker thread; false if it did not end in time.</summary>
+    internal bool Join(TimeSpan timeout) => !_thread.IsAlive || _thread.Join(timeout);
+
+    // ---------------------------------------------------------------- the worker thread
+
+    private void Run()
+    {
+        Span<ulong> tokens = stackalloc ulong[4];
+        try
+        {
+            // Requests queued before we bound the port never raised an event.
+            Service();
+            while (true)
+            {
+                if (_stopping && _freeSlotCount == _slots.Length)
+                    break;
+                int timeout = -1;
+                if (_stopping)
+                {
+                    long left = (_stopDeadline - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency;
+                    if (left <= 0)
+                    {
+                        // A dead image (hung NFS, failed disk) must not hang the service: abandon
+                        // the I/O and keep its memory alive forever rather than let it be reused.
+                        AbandonedInFlightIo = true;
+                        FaultReason ??= $"{_slots.Length - _freeSlotCount} requests still in flight after {_drainTimeout.TotalSeconds:0.#} s; abandoned";
+                        break;
+                    }
+                    timeout = (int)Math.Min(left, 1000);
+                }
+                int n = _epoll.Wait(tokens, timeout);
+                for (int i = 0; i < n; i++)
+                {
+                    if (tokens[i] == TokenStop && _stop.TryConsume(out _) && !_stopping)
+                    {
+                        _stopping = true;
+                        _stopDeadline = Stopwatch.GetTimestamp() + (long)(_drainTimeout.TotalSeconds * Stopwatch.Frequency);
+                    }
+                }
+                bool kicked = false;
+                while (_events.TryGetPending(out _))
+                    kicked = true;
+                Service();
+                // XSA-332: the port stays masked while we drain, so a guest hammering the event
+                // channel costs one wakeup per drain, not one per kick.
+                if (kicked)
+                    _events.Unmask(_port);
+            }
+        }
+        catch (Exception e)
+        {
+            // A worker failure stops this ring only; the process and the other devices carry on.
+            FaultReason ??= "queue worker failed: " + e.Message;
+            AbandonedInFlightIo = _freeSlotCount != _slots.Length;
+            _fatal(this, FaultReason);
+        }
+        finally
+        {
+            Volatile.Write(ref _finished, 1);
+        }
+    }
+
+    /// <summary>Runs until neither completions nor the ring offer anything more to do right now.</summary>
+    private void Service()
+    {
+        while (true)
+        {
+            bool progress = ReapCompletions();
+            progress |= ConsumeRequests();
+            PushResponses();
+            if (!progress)
+                return;
+        }
+    }
+
+    // ---------------------------------------------------------------- the ring drain
+
+    private bool ConsumeRequests()
+    {
+        if (_stopping || _halted || _barrierSlot >= 0)
+            return false;
+        bool consumed = false;
+        while (true)
+        {
+            // Linux's alloc_req: never take a request we might not have buffers for; completions
+            // will wake us when pages come back.
+            if (_freeSlotCount == 0 || (_pool is not null && _freePageCount < _maxSegments))
+            {
+                RingPoll poll = _ring.PollRequests(out uint waiting);
+                if (poll == RingPoll.Faulted)
+                    HaltRing();
+                else if (poll == RingPoll.Work && waiting > 0)
+                    _stats.CountOutOfResources();
+                break;
+            }
+            RingRead read = _ring.TryConsumeBlkifRequest(_abi, out BlkifRequest request);
+            if (read == RingRead.Faulted)
+            {
+                HaltRing();
+                break;
+            }
+            if (read == RingRead.Empty)
+            {
+                RingPoll final = _ring.FinalCheckForRequests();
+                if (final == RingPoll.Work)
+                    continue;
+                if (final == RingPoll.Faulted)
+                    HaltRing();
+                break;
+            }
+            consumed = true;
+            int slot = _freeSlots[--_freeSlotCount];
+            Accept(slot, in request);
+            // Nothing after a barrier may start before the barrier is on stable storage.
+            if (_barrierSlot >= 0)
+                break;
+        }
+        CopyWriteDataAndSubmit();
+        StartBarrierIfDrained();
+        _io.Submit();
+        return consumed;
+    }
+
+    private void HaltRing()
+    {
+        if (_halted) return;
+        _halted = true;
+        _stats.CountRingFault();
+        // blkback: "Frontend provided bogus ring requests ... Halting ring processing".
+        FaultReason = $"frontend published a bogus req_prod (more than {_ring.Size} unanswered requests); ring halted";
+        _fatal(this, FaultReason);
+    }
+
+    /// <summary>Validates the private copy of one request and sets it on its way, or answers it.</summary>
+    private void Accept(int index, in BlkifRequest request)
+    {
+        ref Slot s = ref _slots[index];
+        s = default;
+        s.Id = request.Id;
+        s.Operation = request.Operation;
+        s.Start = Stopwatch.GetTimestamp();
+
+        short status = Validate(index, in request);
+        if (status != BlkifRsp.Okay)
+        {
+            Finish(index, status);
+            return;
+        }
+        switch (s.Op)
+        {
+            case BlkifOp.Read:
+                _stats.CountRead(s.NrSectors);
+                PrepareBuffers(index, forRead: true);
+                break;
+            case BlkifOp.Write:
+                _stats.CountWrite(s.NrSectors);
+                PrepareBuffers(index, forRead: false);
+                break;
+            case BlkifOp.FlushDiskCache:
+                _stats.CountFlush();
+                if (s.NrSegments > 0)
+                {
+                    _stats.CountWrite(s.NrSectors);
+                    PrepareBuffers(index, forRead: false);
+                }
+                else
+                {
+                    Ready(index);
+                }
+                break;
+            case BlkifOp.WriteBarrier:
+                _stats.CountFlush();
+                _barrierSlot = index;
+                if (s.NrSegments > 0)
+                {
+                    _stats.CountWrite(s.NrSectors);
+                    PrepareBuffers(index, forRead: false);
+                }
+                else
+                {
+                    Ready(index);
+                }
+                break;
+            case BlkifOp.Discard:
+                _stats.CountDiscard();
+                if (s.NrSectors == 0)
+                    Finish(index, BlkifRsp.Okay);
+                else
+                    Ready(index);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Every check of blkif.h and of blkback's hardening history, on private memory only (XSA-155):
+    /// the ring slot and indirect pages were copied before anything here looked at them.
+    /// </summary>
+    private short Validate(int index, in BlkifRequest request)
+    {
+        ref Slot s = ref _slots[index];
+        // Structural faults the decoder found: too many segments or indirect pages, an indirect_op
+        // other than READ/WRITE (ERROR), an unknown operation (EOPNOTSUPP: a migrated guest may
+        // re-issue what its old backend supported, tapdisk 46f842e0).
+        if (!request.IsValid)
+            return request.RejectionStatus;
+
+        Span<BlkifRequestSegment> segments = _segments.AsSpan(index * _maxSegments, _maxSegments);
+        int nseg = request.NrSegments;
+        switch (request.Operation)
+        {
+            case BlkifOp.Read:
+            case BlkifOp.Write:
+            case BlkifOp.WriteBarrier:
+            case BlkifOp.FlushDiskCache:
+                s.Op = request.Operation;
+                // blkif.h: only flush and barrier may carry no data.
+                if (nseg == 0 && s.Op is BlkifOp.Read or BlkifOp.Write)
+                    return BlkifRsp.Error;
+                if (nseg > BlkifLimits.MaxSegmentsPerRequest)
+                    return BlkifRsp.Error;
+                for (int i = 0; i < nseg; i++)
+                    segments[i] = request.Segments[i];
+                break;
+            case BlkifOp.Indirect:
+                s.Op = request.IndirectOp;
+                if (s.Op is not (BlkifOp.Read or BlkifOp.Write))
+                    return BlkifRsp.Error;
+                if (nseg == 0 || nseg > _maxIndirectSegments)
+                    return BlkifRsp.Error;
+                if (!CopyIndirectSegments(in request, segments[..nseg]))
+                    return BlkifRsp.Error;
+                break;
+            case BlkifOp.Discard:
+                s.Op = BlkifOp.Discard;
+                // Discard writes: refused on a read-only disk before anything else (blkback's
+                // xen_vbd_translate runs it with WRITE semantics).
+                if (_image.ReadOnly)
+                    return BlkifRsp.Error;
+                if (!_image.DiscardEnabled)
+                    return BlkifRsp.EOpNotSupp;
+                s.Secure = (request.DiscardFlag & BlkifDiscardFlags.Secure) != 0;
+                return CheckRange(ref s, request.SectorNumber, request.NrSectors);
+            default:
+                return BlkifRsp.EOpNotSupp;
+        }
+
+        // Flush and barrier promise durability of writes: on a read-only disk they are writes.
+        if (_image.ReadOnly && s.Op != BlkifOp.Read)
+            return BlkifRsp.Error;
+
+        s.NrSegments = nseg;
+        ulong alignMask = (ulong)(_image.SectorSize / 512 - 1);
+        ulong total = 0;
+        for (int i = 0; i < nseg; i++)
+        {
+            BlkifRequestSegment seg = segments[i];
+            // A segment lives inside one 4 KiB page: first_sect <= last_sect < 8.
+            if (seg.LastSect >= SectorsPerPage || seg.FirstSect > seg.LastSect)
+                return BlkifRsp.Error;
+            if (((ulong)seg.FirstSect & alignMask) != 0 || (((ulong)seg.LastSect + 1) & alignMask) != 0)
+                return BlkifRsp.Error;
+            total += (ulong)(seg.LastSect - seg.FirstSect + 1);
+        }
+        return CheckRange(ref s, request.SectorNumber, total);
+    }
+
+    /// <summary>The disk range: sector-size aligned, no u64 wrap, inside the image (blkback -EACCES).</summary>
+    private short CheckRange(ref Slot s, ulong sector, ulong count)
+    {
+        ulong alignMask = (ulong)(_image.SectorSize / 512 - 1);
+        if (((sector | count) & alignMask) != 0)
+            return BlkifRsp.Error;
+        ulong end = sector + count;
+        if (end < sector || end > (ulong)_image.Sectors)
+            return BlkifRsp.Error;
+        s.Sector = (long)sector;
+        s.NrSectors = (long)count;
+        return BlkifRsp.Okay;
+    }
+
+    /// <summary>
+    /// Copies the indirect pages into private memory in one grant copy and takes the segments from
+    /// there: the guest can rewrite its pages at will, we never read them twice.
+    /// </summary>
+    private bool CopyIndirectSegments(in BlkifRequest request, Span<BlkifRequestSegment> segments)
+    {
+        int pages = BlkifRequest.IndirectPagesFor(segments.Length);
+        if (pages > request.NrIndirectPages)
+            return false;
+        nint scratch = _indirectPages.Address;
+        Span<GrantCopySegment> copy = _indirectCopy.AsSpan(0, pages);
+        for (int p = 0; p < pages; p++)
+            copy[p] = GrantCopySegment.FromGuest(_domid, request.IndirectGrefs[p], 0, scratch + p * PageSize, PageSize);
+        _grants.Copy(copy);
+        for (int p = 0; p < pages; p++)
+            if (copy[p].Status != GrantStatus.Okay)
+                return false;
+        ReadOnlySpan<BlkifRequestSegment> copied = MemoryMarshal.Cast<byte, BlkifRequestSegment>(_indirectPages.Span);
+        copied[..segments.Length].CopyTo(segments);
+        return true;
+    }
+
+    /// <summary>
+    /// Gives the request somewhere for its data and builds its iovecs: bounce pages (writes join
+    /// this drain's grant copy) or, on the mapped path, the guest's own pages.
+    /// </summary>
+    private void PrepareBuffers(int index, bool forRead)
+    {
+        ref Slot s = ref _slots[index];
+        int nseg = s.NrSegments;
+        int baseIndex = index * _maxSegments;
+        Span<byte> iov = _iovecs.Span.Slice(baseIndex * IovecSize, nseg * IovecSize);
+        if (_pool is null)
+        {
+            for (int i = 0; i < nseg; i++)
+                _mapRefs[i] = _segments[baseIndex + i].Gref;
+            try
+            {
+                // A read lands in guest memory, so its pages are mapped writable; a write only reads them.
+                s.Mapping = _grants.Map(_domid, _mapRefs.AsSpan(0, nseg), writable: forRead);
+            }
+            catch (GrantException)
+            {
+                // XSA-362: a grant the guest revoked or never gave is its error, answered as such.
+                Finish(index, BlkifRsp.Error);
+                return;
+            }
+            nint mapped = s.Mapping.Address;
+            for (int i = 0; i < nseg; i++)
+            {
+                BlkifRequestSegment seg = _segments[baseIndex + i];
+                WriteIovec(iov, i, mapped + i * PageSize + seg.FirstSect * 512, (seg.LastSect - seg.FirstSect + 1) * 512);
+            }
+            Ready(index);
+            return;
+        }
+
+        nint pool = _pool.Address;
+        for (int i = 0; i < nseg; i++)
+        {
+            BlkifRequestSegment seg = _segments[baseIndex + i];
+            int page = _freePages[--_freePageCount];
+            _slotPages[baseIndex + i] = page;
+            int length = (seg.LastSect - seg.FirstSect + 1) * 512;
+            nint buffer = pool + page * PageSize;
+            WriteIovec(iov, i, buffer, length);
+            if (!forRead)
+            {
+                _batch[_batchCount] = GrantCopySegment.FromGuest(_domid, seg.Gref, (ushort)(seg.FirstSect * 512), buffer, (ushort)length);
+                _batchSlot[_batchCount++] = index;
+            }
+        }
+        s.Pages = nseg;
+        if (forRead)
+        {
+            Ready(index);
+        }
+        else
+        {
+            s.Stage = Stage.AwaitCopy;
+            _ready[_readyCount++] = index;
+        }
+    }
+
+    private static void WriteIovec(Span<byte> iov, int i, nint address, int length)
+    {
+        BinaryPrimitives.WriteInt64LittleEndian(iov[(i * IovecSize)..], address);
+        BinaryPrimitives.WriteInt64LittleEndian(iov[(i * IovecSize + 8)..], length);
+    }
+
+    /// <summary>Queues a request whose data (if any) is in place, to be started after this drain's copy.</summary>
+    private void Ready(int index)
+    {
+        _slots[index].Stage = Stage.AwaitCopy;
+        _ready[_readyCount++] = index;
+    }
+
+    /// <summary>One grant copy for every write of the drain, then everything accepted is started in ring order.</summary>
+    private void CopyWriteDataAndSubmit()
+    {
+        if (_batchCount > 0)
+            RunCopyBatch();
+        for (int k = 0; k < _readyCount; k++)
+        {
+            int index = _ready[k];
+            ref Slot s = ref _slots[index];
+            if (s.CopyFailed)
+            {
+                Finish(index, BlkifRsp.Error);
+                continue;
+            }
+            if (index == _barrierSlot)
+            {
+                s.Stage = Stage.AwaitBarrier;
+                continue;
+            }
+            if (s.Op == BlkifOp.FlushDiskCache)
+            {
+                // blkif.h: a flush with data is "flush, then write" (QEMU's presync).
+                s.Stage = Stage.PreFlush;
+                Enqueue(index, IoRequest.Flush(_image.File.Fd, (ulong)index));
+            }
+            else
+            {
+                StartTransfer(index);
+            }
+        }
+        _readyCount = 0;
+    }
+
+    /// <summary>
+    /// Performs the batch sorted by grant reference (the hypervisor walks the grant table in order)
+    /// and marks every request with a failed segment; a failure never affects another request.
+    /// </summary>
+    private void RunCopyBatch()
+    {
+        int count = _batchCount;
+        Span<ulong> keys = _batchKeys.AsSpan(0, count);
+        for (int k = 0; k < count; k++)
+        {
+            ref GrantCopySegment c = ref _batch[k];
+            uint gref = (c.Flags & GrantCopyFlags.SourceGref) != 0 ? c.SourceRef : c.DestRef;
+            keys[k] = ((ulong)gref << 32) | (uint)k;
+        }
+        keys.Sort();
+        for (int k = 0; k < count; k++)
+        {
+            int from = (int)(uint)keys[k];
+            _batchSorted[k] = _batch[from];
+            _batchSlotSorted[k] = _batchSlot[from];
+        }
+        _grants.Copy(_batchSorted.AsSpan(0, count));
+        for (int k = 0; k < count; k++)
+            if (_batchSorted[k].Status != GrantStatus.Okay)
+                _slots[_batchSlotSorted[k]].CopyFailed = true;
+        _batchCount = 0;
+    }
+
+    private void StartTransfer(int index)
+    {
+        ref Slot s = ref _slots[index];
+        s.Stage = Stage.Transfer;
+        int fd = _image.File.Fd;
+        long offset = s.Sector * 512;
+        ulong tag = (ulong)index;
+        IoRequest request;
+        if (s.Op == BlkifOp.Discard)
+        {
+            request = new IoRequest(_image.DiscardOp(s.Secure), fd, offset, 0, s.NrSectors * 512, tag);
+        }
+        else
+        {
+            nint iov = _iovecs.Address + index * _maxSegments * IovecSize;
+            IoOp op = s.Op == BlkifOp.Read ? IoOp.ReadVector : IoOp.WriteVector;
+            request = new IoRequest(op, fd, offset, iov, s.NrSegments, tag);
+        }
+        Enqueue(index, request);
+    }
+
+    private void Enqueue(int index, in IoRequest request)
+    {
+        if (_io.TryEnqueue(in request))
+        {
+            _inEngine++;
+            return;
+        }
+        // Cannot happen with capacity = ring size; if it does, this request fails, not the ring.
+        Finish(index, BlkifRsp.Error);
+    }
+
+    /// <summary>WRITE_BARRIER: once all earlier I/O has finished, write then flush (blkback's xen_blk_drain_io).</summary>
+    private void StartBarrierIfDrained()
+    {
+        if (_barrierSlot < 0 || _inEngine != 0)
+            return;
+        int index = _barrierSlot;
+        ref Slot s = ref _slots[index];
+        if (s.Stage != Stage.AwaitBarrier)
+            return;
+        if (s.NrSegments > 0)
+        {
+            StartTransfer(index);
+        }
+        else
+        {
+            s.Stage = Stage.PostFlush;
+            Enqueue(index, IoRequest.Flush(_image.File.Fd, (ulong)index));
+        }
+    }
+
+    // ---------------------------------------------------------------- completions
+
+    private bool ReapCompletions()
+    {
+        int n = _io.Reap(_completions);
+        if (n == 0)
+            return false;
+        for (int k = 0; k < n; k++)
+        {
+            IoCompletion c = _completions[k];
+            _inEngine--;
+            Complete((int)c.Tag, c.Result);
+        }
+        // Reads answered in this pass travel to the guest in one grant copy.
+        if (_batchCount > 0)
+        {
+            RunCopyBatch();
+            for (int k = 0; k < _readyCount; k++)
+            {
+                int index = _ready[k];
+                Finish(index, _slots[index].CopyFailed ? BlkifRsp.Error : BlkifRsp.Okay);
+            }
+            _readyCount = 0;
+        }
+        StartBarrierIfDrained();
+        _io.Submit();
+        return true;
+    }
+
+    private void Complete(int index, int result)
+    {
+        ref Slot s = ref _slots[index];
+        switch (s.Stage)
+        {
+            case Stage.PreFlush:
+                if (result < 0)
+                    Finish(index, BlkifRsp.Error);
+                else
+                    StartTransfer(index);
+                return;
+            case Stage.PostFlush:
+                Finish(index, result < 0 ? BlkifRsp.Error : BlkifRsp.Okay);
+                return;
+            case Stage.Transfer:
+                break;
+            default:
+                return;
+        }
+        // An I/O error or a short transfer (ENOSPC after a partial write, EOF) fails this request only.
+        bool ok = s.Op == BlkifOp.Discard ? result >= 0 : result == s.NrSectors * 512;
+        if (!ok)
+        {
+            Finish(index, BlkifRsp.Error);
+            return;
+        }
+        if (s.Op == BlkifOp.WriteBarrier)
+        {
+            s.Stage = Stage.PostFlush;
+            Enqueue(index, IoRequest.Flush(_image.File.Fd, (ulong)index));
+            return;
+        }
+        if (s.Op == BlkifOp.Read && _pool is not null)
+        {
+            int baseIndex = index * _maxSegments;
+            nint pool = _pool.Address;
+            for (int i = 0; i < s.NrSegments; i++)
+            {
+                BlkifRequestSegment seg = _segments[baseIndex + i];
+                int length = (seg.LastSect - seg.FirstSect + 1) * 512;
+                _batch[_batchCount] = GrantCopySegment.ToGuest(pool + _slotPages[baseIndex + i] * PageSize, _domid, seg.Gref, (ushort)(seg.FirstSect * 512), (ushort)length);
+                _batchSlot[_batchCount++] = index;
+            }
+            _ready[_readyCount++] = index;
+            return;
+        }
+        Finish(index, BlkifRsp.Okay);
+    }
+
+    // ---------------------------------------------------------------- responses
+
+    /// <summary>Answers one request (written field by field into a zeroed slot: XSA-216) and frees what it held.</summary>
+    private void Finish(int index, short status)
+    {
+        ref Slot s = ref _slots[index];
+        _ring.PutBlkifResponse(s.Id, s.Operation, status);
+        if (status == BlkifRsp.Error) _stats.CountError();
+        else if (status == BlkifRsp.EOpNotSupp) _stats.CountNotSupported();
+        _stats.Latency.RecordSince(s.Start);
+        if (s.Pages > 0)
+        {
+            int baseIndex = index * _maxSegments;
+            for (int i = 0; i < s.Pages; i++)
+                _freePages[_freePageCount++] = _slotPages[baseIndex + i];
+        }
+        s.Mapping?.Dispose();
+        if (index == _barrierSlot)
+            _barrierSlot = -1;
+        s = default;
+        _freeSlots[_freeSlotCount++] = index;
+    }
+
+    private void PushResponses()
+    {
+        uint produced = _ring.RspProdPvt;
+        if (produced == _pushed)
+            return;
+        _pushed = produced;
+        if (_ring.PushResponsesAndCheckNotify())
+            _events.Notify(_port);
+    }
+
+    // ---------------------------------------------------------------- teardown
+
+    /// <summary>
+    /// Frees the ring mapping, port, engine and buffers, once the worker has ended. If it never ended,
+    /// or gave up on in-flight I/O, the memory the kernel may still write into is deliberately leaked.
+    /// </summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
+        bool started = (_thread.ThreadState & System.Threading.ThreadState.Unstarted) == 0;
+        if (started && (!Finished || _thread.IsAlive))
+            return;
+        _epoll.Dispose();
+        _stop.Dispose();
+        if (AbandonedInFlightIo)
+            return;
+        _io.Dispose();
+        _pool?.Dispose();
+        _iovecs.Dispose();
+        _indirectPages.Dispose();
+        _ringMemory.Dispose();
+        try
+        {
+            _events.Unbind(_port);
+        }
+        catch (Exception)
+        {
+            // The port may already be gone with the domain; nothing else to release.
+        }
+        _events.Dispose();
+    }
+}

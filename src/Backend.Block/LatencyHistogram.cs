@@ -1,0 +1,49 @@
+using System.Diagnostics;
+
+namespace XenBackends.Backend.Block;
+
+/// <summary>
+/// Request latency in fixed power-of-two buckets of microseconds: bucket 0 counts [0, 1) µs, bucket
+/// i counts [2^(i-1), 2^i) µs, the last bucket everything from about 1.1 hours up. Fixed buckets make
+/// recording one interlocked increment with no allocation and no lock, so the worker never waits
+/// for a reader; a reader sees each bucket exactly but the set only approximately at one instant.
+/// </summary>
+public sealed class LatencyHistogram
+{
+    public const int BucketCount = 33;
+    private readonly long[] _buckets = new long[BucketCount];
+
+    /// <summary>Upper bound (exclusive) of bucket <paramref name="index"/> in microseconds; long.MaxValue for the last.</summary>
+    public static long UpperBoundMicroseconds(int index) =>
+        index >= BucketCount - 1 ? long.MaxValue : 1L << index;
+
+    public static int BucketOf(long microseconds) =>
+        microseconds <= 0 ? 0 : Math.Min(BucketCount - 1, 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)microseconds));
+
+    internal void RecordSince(long startTimestamp)
+    {
+        long elapsed = Stopwatch.GetTimestamp() - startTimestamp;
+        long micros = elapsed <= 0 ? 0 : elapsed * 1_000_000 / Stopwatch.Frequency;
+        Interlocked.Increment(ref _buckets[BucketOf(micros)]);
+    }
+
+    internal void RecordMicroseconds(long microseconds) => Interlocked.Increment(ref _buckets[BucketOf(microseconds)]);
+
+    public long this[int index] => Volatile.Read(ref _buckets[index]);
+
+    public long Total
+    {
+        get
+        {
+            long sum = 0;
+            for (int i = 0; i < BucketCount; i++) sum += Volatile.Read(ref _buckets[i]);
+            return sum;
+        }
+    }
+
+    /// <summary>Copies the buckets into <paramref name="destination"/> (at least <see cref="BucketCount"/> long).</summary>
+    public void CopyTo(Span<long> destination)
+    {
+        for (int i = 0; i < BucketCount; i++) destination[i] = Volatile.Read(ref _buckets[i]);
+    }
+}
