@@ -35,7 +35,7 @@ public sealed class LimitsConfig
     /// <summary>Largest ring page order offered (max-ring-page-order); 2^order pages per ring.</summary>
     public int MaxRingPageOrder { get; set; } = 4;
 
-    /// <summary>feature-max-indirect-segments offered to blkfront; 0 disables indirect descriptors.</summary>
+    /// <summary>feature-max-indirect-segments offered to blkfront (11..4096; 256 gives 1 MiB requests).</summary>
     public int MaxIndirectSegments { get; set; } = 256;
 }
 

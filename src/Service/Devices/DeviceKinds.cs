@@ -9,7 +9,10 @@ public static class DeviceKinds
 {
     public const string TestKindsVariable = "XEN_BACKENDS_TEST_KINDS";
 
-    private static readonly Dictionary<string, DeviceKind> Production = new(StringComparer.Ordinal);
+    private static readonly Dictionary<string, DeviceKind> Production = new(StringComparer.Ordinal)
+    {
+        [BlockKind.Kind.Name] = BlockKind.Kind,
+    };
 
     private static bool TestKindsEnabled => Environment.GetEnvironmentVariable(TestKindsVariable) == "1";
 

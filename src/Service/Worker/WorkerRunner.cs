@@ -52,7 +52,10 @@ public static class WorkerRunner
         await using var watches = new WatchRouter(store);
         string? name = await store.TryReadStringAsync($"/local/domain/{options.Domid}/name", cancellationToken).ConfigureAwait(false);
         var qos = name is not null && options.Config.Qos.Guests.TryGetValue(name, out var own) ? own : options.Config.Qos.Defaults;
-        var context = new DeviceContext(host, options.Config, qos, Log);
+        using var grants = host.CreateGrantMapper();
+        var context = new DeviceContext(host, grants, options.Config, qos, Log);
+        if (qos.DiskIops != 0 || qos.DiskBytesPerSecond != 0 || qos.VifBytesPerSecond != 0)
+            Log($"domain {options.Domid}: QoS limits are configured but this build's backends do not enforce them yet");
         var devices = new GuestDevices(watches, kind => kind.Create(context), Log);
         var discovery = new BackendDiscovery(watches, 0, options.Config.Kinds);
         Log($"serving domain {options.Domid}{(name is null ? "" : $" ({name})")} on {host.Kind} host, kinds {string.Join(",", options.Config.Kinds)}");
