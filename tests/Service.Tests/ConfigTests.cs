@@ -80,7 +80,7 @@ public sealed class ConfigTests
             """);
         Assert.Equal(
             [
-                "kinds: \"floppy\" is not a kind this build serves (known: vbd, xbecho)",
+                "kinds: \"floppy\" is not a kind this build serves (known: vbd, vif, xbecho)",
                 "kinds: \"vbd\" is listed twice",
                 "ioEngine: \"aio\" is not one of auto, io_uring, threads",
                 "limits.maxQueues: must be 1..64 (got 0)",

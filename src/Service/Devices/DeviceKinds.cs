@@ -12,6 +12,7 @@ public static class DeviceKinds
     private static readonly Dictionary<string, DeviceKind> Production = new(StringComparer.Ordinal)
     {
         [BlockKind.Kind.Name] = BlockKind.Kind,
+        [NetKind.Kind.Name] = NetKind.Kind,
     };
 
     private static bool TestKindsEnabled => Environment.GetEnvironmentVariable(TestKindsVariable) == "1";
