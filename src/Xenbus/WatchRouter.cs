@@ -9,6 +9,8 @@ namespace XenBackends.Xenbus;
 /// A subscription only remembers THAT its subtree changed, never a queue of events: watchers re-read
 /// state anyway (watches may fire spuriously), and a guest rewriting a watched node in a loop can then
 /// cost us nothing but re-reads, never memory (XSA-349).
+/// The router is the only reader of its client's <see cref="XenStoreClient.WatchEvents"/>: two
+/// readers would each get a share of the events, so create one router per client.
 /// </summary>
 public sealed class WatchRouter : IAsyncDisposable
 {

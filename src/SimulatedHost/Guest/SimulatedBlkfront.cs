@@ -209,16 +209,20 @@ public sealed class SimulatedBlkfront : XenbusFrontend
     /// The guest re-initialises the device (driver reload, resume): rings freed, state Initialising, and a
     /// backend that went back to InitWait gets a fresh talk_to_blkback. Wait with <see cref="WaitConnectedAsync"/>.
     /// </summary>
-    public Task ReconnectAsync(CancellationToken cancellationToken = default) => WithGateAsync(async () =>
+    public async Task ReconnectAsync(CancellationToken cancellationToken = default)
     {
-        _connected = false;
-        FreeRings();
-        await SwitchStateAsync(XenbusState.Initialising, cancellationToken).ConfigureAwait(false);
-        // The backend may already be in InitWait (nothing left to fire our watch).
-        BackendState = XenbusStates.Parse(await Xs.TryReadStringAsync(OtherEnd + "/state", cancellationToken).ConfigureAwait(false));
-        if (BackendState == XenbusState.InitWait)
-            await TalkToBlkbackAsync(cancellationToken).ConfigureAwait(false);
-    }, cancellationToken);
+        await ResetConnectionAsync(() => { _connected = false; FreeRings(); }, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+        await WithGateAsync(async () =>
+        {
+            _connected = false;
+            FreeRings();
+            await SwitchStateAsync(XenbusState.Initialising, cancellationToken).ConfigureAwait(false);
+            // The backend may already be in InitWait (nothing left to fire our watch).
+            BackendState = XenbusStates.Parse(await Xs.TryReadStringAsync(OtherEnd + "/state", cancellationToken).ConfigureAwait(false));
+            if (BackendState == XenbusState.InitWait && State == XenbusState.Initialising)
+                await TalkToBlkbackAsync(cancellationToken).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>
     /// Guest-side shutdown (xenbus_dev_shutdown): Closing, wait for the backend to close, then Closed.

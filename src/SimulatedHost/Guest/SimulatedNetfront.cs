@@ -182,17 +182,21 @@ public sealed class SimulatedNetfront : XenbusFrontend
     public bool TryReceive(out ReceivedFrame frame) => _received.Reader.TryRead(out frame!);
 
     /// <summary>Re-initialise (driver reload, resume): queues freed, Initialising; a backend in InitWait reconnects us.</summary>
-    public Task ReconnectAsync(CancellationToken cancellationToken = default) => WithGateAsync(async () =>
+    public async Task ReconnectAsync(CancellationToken cancellationToken = default)
     {
-        FreeQueues();
-        await SwitchStateAsync(XenbusState.Initialising, cancellationToken).ConfigureAwait(false);
-        BackendState = XenbusStates.Parse(await Xs.TryReadStringAsync(OtherEnd + "/state", cancellationToken).ConfigureAwait(false));
-        if (BackendState == XenbusState.InitWait)
+        await ResetConnectionAsync(FreeQueues, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+        await WithGateAsync(async () =>
         {
-            await ConnectAsync(cancellationToken).ConfigureAwait(false);
-            await SwitchStateAsync(XenbusState.Connected, cancellationToken).ConfigureAwait(false);
-        }
-    }, cancellationToken);
+            FreeQueues();
+            await SwitchStateAsync(XenbusState.Initialising, cancellationToken).ConfigureAwait(false);
+            BackendState = XenbusStates.Parse(await Xs.TryReadStringAsync(OtherEnd + "/state", cancellationToken).ConfigureAwait(false));
+            if (BackendState == XenbusState.InitWait && State == XenbusState.Initialising)
+            {
+                await ConnectAsync(cancellationToken).ConfigureAwait(false);
+                await SwitchStateAsync(XenbusState.Connected, cancellationToken).ConfigureAwait(false);
+            }
+        }, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>Guest-side shutdown: Closing, wait for the backend to close, then Closed (see SimulatedBlkfront.CloseAsync).</summary>
     public async Task CloseAsync(TimeSpan timeout)

@@ -132,6 +132,27 @@ public abstract class XenbusFrontend : IGuestDriver, IAsyncDisposable
     }
 
     /// <summary>Waits until <paramref name="condition"/> holds (re-checked after every transition); fails on a fault or timeout.</summary>
+    /// <summary>
+    /// Linux's xenbus_reset_state: a frontend starting over (reboot, kexec, driver reload) while its
+    /// backend still holds the old connection first walks the backend through Closing and Closed, so
+    /// the backend releases the old rings before the new handshake. Runs outside the driver's gate so
+    /// the backend's state changes keep being followed.
+    /// </summary>
+    private protected async Task ResetConnectionAsync(Action releaseRings, TimeSpan timeout, CancellationToken ct)
+    {
+        var backend = XenbusStates.Parse(await Xs.TryReadStringAsync(OtherEnd + "/state", ct).ConfigureAwait(false));
+        if (backend is XenbusState.Initialising or XenbusState.InitWait or XenbusState.Closed or XenbusState.Unknown)
+            return;
+        await WithGateAsync(() => SwitchStateAsync(XenbusState.Closing, ct), ct).ConfigureAwait(false);
+        await WaitUntilAsync(() => BackendState is XenbusState.Closing or XenbusState.Closed, timeout, "backend closing").ConfigureAwait(false);
+        await WithGateAsync(async () =>
+        {
+            releaseRings();
+            await SwitchStateAsync(XenbusState.Closed, ct).ConfigureAwait(false);
+        }, ct).ConfigureAwait(false);
+        await WaitUntilAsync(() => BackendState == XenbusState.Closed, timeout, "backend closed").ConfigureAwait(false);
+    }
+
     public async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what)
     {
         using var cts = new CancellationTokenSource(timeout);
