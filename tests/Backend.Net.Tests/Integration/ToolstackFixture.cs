@@ -79,13 +79,16 @@ internal sealed class ToolstackFixture : IAsyncDisposable
     public NetDevice Device(DevicePath path) => _devices[path].Device;
 
     /// <summary>The frontend connects first; the backend follows once it mapped the rings and hotplug said connected.</summary>
-    public async Task WaitBackendConnectedAsync(AttachedDevice nic)
+    public Task WaitBackendConnectedAsync(AttachedDevice nic) => WaitBackendStateAsync(nic, XenbusState.Connected);
+
+    public async Task WaitBackendStateAsync(AttachedDevice nic, XenbusState state)
     {
         long deadline = Environment.TickCount64 + 20_000;
-        while (await Toolstack.Dom0.TryReadStringAsync(nic.BackendPath + "/state") != "4")
+        string expected = ((int)state).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        while (await Toolstack.Dom0.TryReadStringAsync(nic.BackendPath + "/state") != expected)
         {
             if (Environment.TickCount64 > deadline)
-                throw new TimeoutException($"backend {nic.BackendPath} not Connected; log: {Log}");
+                throw new TimeoutException($"backend {nic.BackendPath} not {state}; log: {Log}");
             await Task.Delay(10);
         }
     }

@@ -69,6 +69,8 @@ public sealed class ToolstackNetfrontTests
         await AssertTrafficBothWaysAsync(f, front, vif, 1);
 
         await front.CloseAsync(Connect);
+        // The lifecycle releases the rings when the frontend reaches Closed, then reports Closed itself.
+        await f.WaitBackendStateAsync(nic, XenbusState.Closed);
         Assert.Empty(f.Device(nic.Path).Counters); // rings released
         await front.ReconnectAsync();
         await front.WaitConnectedAsync(Connect);
