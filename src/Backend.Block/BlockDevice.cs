@@ -50,15 +50,23 @@ public sealed class BlockDevice : IBackendDevice
         var configuration = await BlockConfiguration.ReadAsync(device, cancellationToken).ConfigureAwait(false);
         _image?.Dispose();
         _image = null;
-        ImageFile file = ImageFile.Open(configuration.Path, configuration.Writable, configuration.DirectIo);
-        try
+        if (configuration.NullImageBytes is { } nullBytes)
         {
-            _image = new BlockImage(file, configuration, _options.SectorSizeOverride);
+            _image = new BlockImage(nullBytes, configuration);
+            _log?.Invoke($"{device.Path}: serving a NULL image (benchmark only: writes are discarded, reads return zeros)");
         }
-        catch
+        else
         {
-            file.Dispose();
-            throw;
+            ImageFile file = ImageFile.Open(configuration.Path, configuration.Writable, configuration.DirectIo);
+            try
+            {
+                _image = new BlockImage(file, configuration, _options.SectorSizeOverride);
+            }
+            catch
+            {
+                file.Dispose();
+                throw;
+            }
         }
         // What the frontend needs before it sizes its rings and requests (blkback's probe).
         await device.Store.RunTransactionAsync(async t =>

@@ -75,6 +75,8 @@ public sealed class BlockQueue : IDisposable
     private readonly TimeSpan _drainTimeout;
     private readonly Action<BlockQueue, string> _fatal;
     private readonly IIoEngine _io;
+    /// <summary>Set for a null image: its completions are ready at once and never signal an fd.</summary>
+    private readonly NullIoEngine? _nullIo;
     private readonly EpollSet _epoll;
     private readonly EventFd _stop;
     private readonly Thread _thread;
@@ -160,7 +162,10 @@ public sealed class BlockQueue : IDisposable
 
         // Each slot has at most one operation in the engine at a time, so a ring's worth of
         // capacity means TryEnqueue never has to be retried.
-        _io = IoEngines.Create(options.IoEngine, slots);
+        if (image.IsNull)
+            _io = _nullIo = new NullIoEngine(slots);
+        else
+            _io = IoEngines.Create(options.IoEngine, slots);
         _stop = EventFd.Create();
         _epoll = new EpollSet();
         _epoll.Add(events.PollFd, TokenEventChannel);
@@ -257,7 +262,8 @@ public sealed class BlockQueue : IDisposable
             bool progress = ReapCompletions();
             progress |= ConsumeRequests();
             PushResponses();
-            if (!progress)
+            // A null image completes without a wakeup, so whatever it holds must be reaped now.
+            if (!progress && (_nullIo is null || _nullIo.InFlight == 0))
                 return;
         }
     }
@@ -587,7 +593,7 @@ public sealed class BlockQueue : IDisposable
             {
                 // blkif.h: a flush with data is "flush, then write" (QEMU's presync).
                 s.Stage = Stage.PreFlush;
-                Enqueue(index, IoRequest.Flush(_image.File.Fd, (ulong)index));
+                Enqueue(index, IoRequest.Flush(_image.Fd, (ulong)index));
             }
             else
             {
@@ -629,7 +635,7 @@ public sealed class BlockQueue : IDisposable
     {
         ref Slot s = ref _slots[index];
         s.Stage = Stage.Transfer;
-        int fd = _image.File.Fd;
+        int fd = _image.Fd;
         long offset = s.Sector * 512;
         ulong tag = (ulong)index;
         IoRequest request;
@@ -673,7 +679,7 @@ public sealed class BlockQueue : IDisposable
         else
         {
             s.Stage = Stage.PostFlush;
-            Enqueue(index, IoRequest.Flush(_image.File.Fd, (ulong)index));
+            Enqueue(index, IoRequest.Flush(_image.Fd, (ulong)index));
         }
     }
 
@@ -735,7 +741,7 @@ public sealed class BlockQueue : IDisposable
         if (s.Op == BlkifOp.WriteBarrier)
         {
             s.Stage = Stage.PostFlush;
-            Enqueue(index, IoRequest.Flush(_image.File.Fd, (ulong)index));
+            Enqueue(index, IoRequest.Flush(_image.Fd, (ulong)index));
             return;
         }
         if (s.Op == BlkifOp.Read && _pool is not null)
