@@ -42,6 +42,9 @@ public sealed record BlockBackendOptions
     /// </summary>
     public int? SectorSizeOverride { get; init; }
 
+    /// <summary>Replaces each queue's I/O engine (test doubles: a hung image, a filesystem without discard).</summary>
+    internal Func<int, IIoEngine>? IoEngineFactory { get; init; }
+
     internal void Validate()
     {
         if (MaxQueues is < 1 or > 256) throw new ArgumentOutOfRangeException(nameof(MaxQueues));

@@ -16,6 +16,8 @@ public sealed class BlockImage : IDisposable
 {
     private long _sectors;
     private readonly long _nullBytes;
+    private readonly bool _discardConfigured;
+    private int _discardRefused, _flushRefused;
 
     /// <summary>A null image of <paramref name="bytes"/> (a multiple of 512).</summary>
     public BlockImage(long bytes, BlockConfiguration configuration)
@@ -24,7 +26,7 @@ public sealed class BlockImage : IDisposable
         _nullBytes = bytes;
         ReadOnly = !configuration.Writable;
         CdRom = configuration.CdRom;
-        DiscardEnabled = configuration.DiscardEnabled;
+        _discardConfigured = configuration.DiscardEnabled;
         SectorSize = 512;
         PhysicalSectorSize = 4096;
         RoundSizeToSectors();
@@ -35,7 +37,7 @@ public sealed class BlockImage : IDisposable
         File = file;
         ReadOnly = !configuration.Writable;
         CdRom = configuration.CdRom;
-        DiscardEnabled = configuration.DiscardEnabled;
+        _discardConfigured = configuration.DiscardEnabled;
         int logical = file.LogicalSectorSize;
         if (sectorSizeOverride is { } forced)
         {
@@ -57,7 +59,21 @@ public sealed class BlockImage : IDisposable
     public int Fd => File?.Fd ?? -1;
     public bool ReadOnly { get; }
     public bool CdRom { get; }
-    public bool DiscardEnabled { get; }
+    /// <summary>
+    /// Discard is configured and the filesystem has not refused it. Whether a filesystem can punch
+    /// holes is only known by trying (probing would mean touching guest data), so the first
+    /// EOPNOTSUPP withdraws the feature for the rest of this image's life.
+    /// </summary>
+    public bool DiscardEnabled => _discardConfigured && Volatile.Read(ref _discardRefused) == 0;
+
+    /// <summary>fdatasync works here; false once the filesystem answered EOPNOTSUPP (some FUSE filesystems do).</summary>
+    public bool FlushSupported => Volatile.Read(ref _flushRefused) == 0;
+
+    /// <summary>Records that the filesystem refused discard; true for the first caller only.</summary>
+    internal bool RefuseDiscard() => Interlocked.Exchange(ref _discardRefused, 1) == 0;
+
+    /// <summary>Records that the filesystem refused flush; true for the first caller only.</summary>
+    internal bool RefuseFlush() => Interlocked.Exchange(ref _flushRefused, 1) == 0;
 
     /// <summary><c>sector-size</c>: the alignment every request must honour (offsets are still 512-byte units).</summary>
     public int SectorSize { get; }
