@@ -58,6 +58,34 @@ public sealed class GuestMemory : IDisposable
         throw new InvalidOperationException($"all {PageCount} guest pages are allocated");
     }
 
+    /// <summary>
+    /// Allocates <paramref name="count"/> zeroed pages with consecutive frame numbers and returns the first:
+    /// a multi-page ring is one virtually contiguous region in the guest, which the simulation gets from
+    /// frames that are adjacent in the memfd.
+    /// </summary>
+    public uint AllocateContiguous(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        lock (_lock)
+        {
+            int run = 0;
+            for (int i = 0; i < _allocated.Length; i++)
+            {
+                run = _allocated[i] ? 0 : run + 1;
+                if (run < count)
+                    continue;
+                int first = i - count + 1;
+                for (int j = first; j <= i; j++)
+                {
+                    _allocated[j] = true;
+                    Page((uint)j).Clear();
+                }
+                return (uint)first;
+            }
+        }
+        throw new InvalidOperationException($"no {count} free consecutive pages in the {PageCount}-page guest");
+    }
+
     public void FreePage(uint frame)
     {
         lock (_lock)

@@ -1,0 +1,226 @@
+using System.Globalization;
+using XenBackends.Native;
+using XenBackends.Native.Tap;
+using XenBackends.Xenbus;
+
+namespace XenBackends.Backend.Net;
+
+/// <summary>
+/// A vif backed by a tap: creates the tap before InitWait (libxl runs vif-bridge right after it),
+/// advertises Linux netback's feature set, waits for hotplug-status=connected, then serves each
+/// netif queue on its own thread. A guest that breaks the protocol disables the device (reported
+/// fatal); it never takes the process down.
+/// </summary>
+public sealed class NetDevice : IBackendDevice
+{
+    private readonly NetDeviceOptions _options;
+    private readonly Lock _lock = new();
+    private TapDevice? _tap;
+    private XenbusDevice? _device;
+    private NetQueue[] _queues = [];
+
+    public NetDevice(NetDeviceOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxQueues, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(options.MaxQueues, 64);
+        _options = options;
+    }
+
+    /// <summary>The tap's name once prepared.</summary>
+    public string? InterfaceName => _tap?.Name;
+
+    /// <summary>The guest MAC from the backend's <c>mac</c> key, once connected.</summary>
+    public byte[]? GuestMac { get; private set; }
+
+    /// <summary>The <c>rate</c> key as parsed at connect: bytes per interval and interval in microseconds (null: unlimited).</summary>
+    public (ulong Bytes, ulong Microseconds)? Rate { get; private set; }
+
+    /// <summary>The message of the last fatal protocol error, if any.</summary>
+    public string? LastFatalError { get; private set; }
+
+    /// <summary>Per-queue counters of the current connection (empty when not connected).</summary>
+    public IReadOnlyList<NetQueueCounters> Counters
+    {
+        get
+        {
+            lock (_lock)
+                return [.. _queues.Select(q => q.Counters)];
+        }
+    }
+
+    public async Task PrepareAsync(XenbusDevice device, CancellationToken cancellationToken)
+    {
+        _device = device;
+        string? vifname = await device.ReadBackendAsync("vifname", cancellationToken).ConfigureAwait(false);
+        string name = string.IsNullOrEmpty(vifname)
+            ? $"vif{device.FrontendId}.{device.Path.DevId}"
+            : vifname;
+        TapDevice.ValidateName(name);
+        if (_tap is null)
+        {
+            // Multi-queue taps must be created as such; further queue fds are attached at connect.
+            _tap = TapDevice.Create(name, queueCount: 1, vnetHeader: true, multiQueue: _options.MaxQueues > 1);
+            _tap.SetMacAddress(_options.TapMac);
+            // Until a frontend says what it takes, let the kernel finish every frame itself.
+            _tap.SetOffloads(TapOffloads.None);
+        }
+        await NetBackendKeys.PublishAsync(device, _options.MaxQueues, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<bool> IsReadyToConnectAsync(XenbusDevice device, CancellationToken cancellationToken)
+    {
+        if (!_options.WaitForHotplugStatus)
+            return true;
+        return await device.ReadBackendAsync("hotplug-status", cancellationToken).ConfigureAwait(false) == "connected";
+    }
+
+    public async Task ConnectAsync(XenbusDevice device, CancellationToken cancellationToken)
+    {
+        var tap = _tap ?? throw new InvalidOperationException("ConnectAsync before PrepareAsync");
+        var config = await NetFrontendConfig.ReadAsync(device, _options.MaxQueues, cancellationToken).ConfigureAwait(false);
+        GuestMac = await ReadMacAsync(device, cancellationToken).ConfigureAwait(false);
+        Rate = ParseRate(await device.ReadBackendAsync("rate", cancellationToken).ConfigureAwait(false));
+
+        tap.EnsureQueues(config.Queues.Count);
+        tap.SetOffloads(OffloadsFor(config.Features));
+        var domid = checked((ushort)device.FrontendId);
+        var multicast = new MulticastFilter();
+        var queues = new List<NetQueue>();
+        try
+        {
+            for (int i = 0; i < config.Queues.Count; i++)
+                queues.Add(OpenQueue(i, domid, config.Queues[i], config.Features, tap.Queues[i], multicast));
+        }
+        catch (Exception e)
+        {
+            foreach (var q in queues)
+                q.Dispose();
+            if (e is FrontendConfigurationException)
+                throw;
+            throw new FrontendConfigurationException(device.FrontendPath, null, "cannot map rings or bind event channels: " + e.Message);
+        }
+        lock (_lock)
+            _queues = [.. queues];
+        LastFatalError = null;
+        foreach (var q in queues)
+            q.Start();
+    }
+
+    private NetQueue OpenQueue(int index, ushort domid, NetQueueKeys keys, NetFrontendFeatures features, TapQueue tapQueue, MulticastFilter multicast)
+    {
+        SharedMemory? tx = null, rx = null;
+        IEventChannels? evtchn = null;
+        try
+        {
+            tx = _options.Grants.Map(domid, [keys.TxRingRef], writable: true);
+            rx = _options.Grants.Map(domid, [keys.RxRingRef], writable: true);
+            evtchn = _options.OpenEventChannels();
+            uint txPort = evtchn.BindInterdomain(domid, keys.TxEventChannel);
+            uint rxPort = keys.RxEventChannel == keys.TxEventChannel ? txPort : evtchn.BindInterdomain(domid, keys.RxEventChannel);
+            return new NetQueue(index, domid, _options.Grants, evtchn, txPort, rxPort, tx, rx, tapQueue, features,
+                _options.Queue, multicast, OnFatal);
+        }
+        catch
+        {
+            evtchn?.Dispose();
+            tx?.Dispose();
+            rx?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>What the kernel may leave unfinished in frames we read: only what the frontend can take.</summary>
+    internal static TapOffloads OffloadsFor(NetFrontendFeatures f)
+    {
+        // TUN_F_CSUM covers IPv4 and IPv6 alike; a frontend that takes only one gets the other
+        // completed in software on the rx path.
+        if (!f.Ipv4CsumOffload && !f.Ipv6CsumOffload)
+            return TapOffloads.None;
+        var offloads = TapOffloads.Checksum;
+        // A TSO frame is multi-slot, so it needs feature-sg as well (Linux drops TSO without SG too).
+        if (f.Sg && f.GsoTcpV4 && f.Ipv4CsumOffload)
+            offloads |= TapOffloads.Tso4;
+        if (f.Sg && f.GsoTcpV6 && f.Ipv6CsumOffload)
+            offloads |= TapOffloads.Tso6;
+        return offloads;
+    }
+
+    private void OnFatal(int queue, string message)
+    {
+        string text = $"queue {queue}: {message}";
+        LastFatalError = text;
+        _options.Log?.Invoke($"vif {_device?.Path}: fatal: {text}");
+        var device = _device;
+        if (device is null)
+            return;
+        // Reported from the queue thread without waiting: xenbus_dev_fatal, then the lifecycle tears down.
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await device.ReportFatalAsync(text).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                _options.Log?.Invoke($"vif {device.Path}: reporting a fatal error failed: {e.Message}");
+            }
+        });
+    }
+
+    private static async Task<byte[]> ReadMacAsync(XenbusDevice device, CancellationToken cancellationToken)
+    {
+        string? text = await device.ReadBackendAsync("mac", cancellationToken).ConfigureAwait(false);
+        return ParseMac(text) ?? throw new FrontendConfigurationException(device.BackendPath + "/mac", text, "not a MAC address xx:xx:xx:xx:xx:xx");
+    }
+
+    public static byte[]? ParseMac(string? text)
+    {
+        if (text is null || text.Length != 17)
+            return null;
+        var mac = new byte[6];
+        for (int i = 0; i < 6; i++)
+        {
+            if (i > 0 && text[i * 3 - 1] != ':')
+                return null;
+            if (!byte.TryParse(text.AsSpan(i * 3, 2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out mac[i]))
+                return null;
+        }
+        return mac;
+    }
+
+    /// <summary><c>rate</c> = "&lt;bytes&gt;,&lt;usec&gt;" (libxl); anything else means unlimited, as in Linux.</summary>
+    public static (ulong Bytes, ulong Microseconds)? ParseRate(string? text)
+    {
+        if (text is null)
+            return null;
+        int comma = text.IndexOf(',');
+        if (comma <= 0
+            || !ulong.TryParse(text.AsSpan(0, comma), NumberStyles.None, CultureInfo.InvariantCulture, out ulong bytes)
+            || !ulong.TryParse(text.AsSpan(comma + 1), NumberStyles.None, CultureInfo.InvariantCulture, out ulong usec)
+            || usec == 0)
+            return null;
+        return (bytes, usec);
+    }
+
+    public Task DisconnectAsync(CancellationToken cancellationToken)
+    {
+        NetQueue[] queues;
+        lock (_lock)
+        {
+            queues = _queues;
+            _queues = [];
+        }
+        foreach (var q in queues)
+            q.Dispose();
+        return Task.CompletedTask;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await DisconnectAsync(CancellationToken.None).ConfigureAwait(false);
+        // Closing the last queue fd removes the non-persistent tap: the vif goes with the device.
+        _tap?.Dispose();
+        _tap = null;
+    }
+}

@@ -1,0 +1,19 @@
+namespace XenBackends.Backend.Net;
+
+/// <summary>Tunables of one data-path queue; the defaults follow Linux netback.</summary>
+public sealed record NetQueueOptions
+{
+    /// <summary>Bytes of tap frames held for a guest without rx buffers (XENVIF_RX_QUEUE_BYTES, XSA-392).</summary>
+    public int RxQueueBytes { get; init; } = 512 * 1024;
+
+    /// <summary>
+    /// How long the oldest queued frame may wait for enough rx slots before the queue is declared
+    /// stalled: queued frames are dropped and new ones dropped on arrival until the guest posts
+    /// enough buffers for a maximal frame. Counted against the slots the head frame needs, so a guest
+    /// keeping one buffer posted still stalls (CVE-2021-28714).
+    /// </summary>
+    public TimeSpan RxStallTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Guest packets per TX grant-copy batch.</summary>
+    public int TxBatchPackets { get; init; } = 64;
+}
