@@ -139,7 +139,11 @@ namespace XenBackends.Block.Bench
                 {
                     // A null image never reaches an engine, so one row per data path is enough.
                     yield return new BenchConfiguration($"null:{imageBytes}", imageBytes, true, new BlockBackendOptions { DataPath = path }, workload);
-                    foreach (var engine in new[] { IoEngineKind.IoUring, IoEngineKind.Threads })
+                    // Auto is what an administrator gets; it is shown for the default data path only.
+                    var engines = path == BlockDataPath.GrantCopy
+                        ? new[] { IoEngineKind.Auto, IoEngineKind.IoUring, IoEngineKind.Threads }
+                        : new[] { IoEngineKind.IoUring, IoEngineKind.Threads };
+                    foreach (var engine in engines)
                         yield return new BenchConfiguration(imagePath, imageBytes, false, new BlockBackendOptions { DataPath = path, IoEngine = engine }, workload);
                 }
             }
