@@ -38,9 +38,21 @@ try
         {
             await using var device = await BenchDevice.ConnectAsync(c.Parameters, c.Options, c.Workload);
             RunSample sample = default;
-            var thread = new Thread(() => sample = device.Front.Run(c.ImageBytes, options.Warmup, options.Seconds)) { Name = "bench-front" };
+            Exception? failure = null;
+            var thread = new Thread(() =>
+            {
+                try { sample = device.Front.Run(c.ImageBytes, options.Warmup, options.Seconds); }
+                catch (TimeoutException e) { failure = e; }
+            }) { Name = "bench-front" };
             thread.Start();
             thread.Join();
+            if (failure is not null)
+            {
+                // A stall is a finding, not noise: report it with the queue's own view and go on.
+                var q = device.Block.Queues.FirstOrDefault();
+                Console.Error.WriteLine($"\nSTALL {c.Label}: {failure.Message}; fault={device.Block.LastFault ?? "none"}, engine={q?.IoEngineName}, worker finished={q?.Finished}");
+                continue;
+            }
             samples[c].Add((sample, device.Block.Statistics.OutOfResourceRequests));
             Console.Error.Write('.');
         }
