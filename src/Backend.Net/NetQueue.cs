@@ -48,7 +48,7 @@ internal sealed class NetQueue : IDisposable
     private readonly uint _txPort, _rxPort;
     private readonly SharedMemory _txMemory, _rxMemory;
     private readonly BackRing _tx, _rx;
-    private readonly TapQueue _tap;
+    private readonly ITapQueue _tap;
     private readonly NetFrontendFeatures _features;
     private readonly NetQueueOptions _options;
     private readonly MulticastFilter _multicast;
@@ -88,7 +88,7 @@ internal sealed class NetQueue : IDisposable
     private bool _rxStalled;
 
     public NetQueue(int index, ushort domid, IGrantMapper grants, IEventChannels evtchn, uint txPort, uint rxPort,
-        SharedMemory txMemory, SharedMemory rxMemory, TapQueue tap, NetFrontendFeatures features, NetQueueOptions options,
+        SharedMemory txMemory, SharedMemory rxMemory, ITapQueue tap, NetFrontendFeatures features, NetQueueOptions options,
         VifShared vif, (ulong Bytes, ulong Microseconds)? rate, Action<int, string> onFatal)
     {
         _index = index;
@@ -131,7 +131,7 @@ internal sealed class NetQueue : IDisposable
         _maxSlotsPerFrame = features.Sg ? (65535 + PageSize - 1) / PageSize + 1 : 1;
 
         _poll.Add(evtchn.PollFd, TokenEvtchn);
-        _poll.Add(tap.Handle.Fd, TokenTap);
+        _poll.Add(tap.PollFd, TokenTap);
         _poll.Add(_stop.Handle.Fd, TokenStop);
         _poll.Add(_wake.Handle.Fd, TokenWake);
         _thread = new Thread(Run) { IsBackground = true, Name = $"netback d{domid} q{index}" };
