@@ -8,6 +8,9 @@ internal static class Frames
     public static readonly byte[] GuestMac = [0x02, 0x00, 0x00, 0x00, 0x00, 0x09];
     public static readonly byte[] TapMac = [0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
 
+    /// <summary>Guest-TX frames go to a MAC nobody in the namespace has: the stack drops them at once (PACKET_OTHERHOST), so a TX run does no RX work.</summary>
+    public static readonly byte[] ElsewhereMac = [0x02, 0x00, 0x00, 0x00, 0x00, 0x77];
+
     public static byte[] Udp(int length, byte[] dst, byte[] src)
     {
         var f = Ip(length, dst, src, 17);
@@ -38,11 +41,19 @@ internal static class Frames
         BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(16), (ushort)Math.Min(65535, length - 14));
         f[22] = 64;
         f[23] = protocol;
-        byte[] s = [10, 203, 1, 2], d = [10, 203, 1, 1];
+        // From a neighbour on the tap's subnet to the guest: forwarded back out of the same tap.
+        byte[] s = [10, 203, 1, 3], d = [10, 203, 1, 2];
         s.CopyTo(f, 26);
         d.CopyTo(f, 30);
         for (int i = 54; i < length; i++)
             f[i] = (byte)i;
+        // A valid header checksum: the kernel forwards these frames (ip_rcv checks it).
+        uint sum = 0;
+        for (int i = 14; i < 34; i += 2)
+            sum += BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(i));
+        while (sum > 0xFFFF)
+            sum = (sum & 0xFFFF) + (sum >> 16);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(24), (ushort)~sum);
         return f;
     }
 }

@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using XenBackends.Backend.Net;
 using XenBackends.Native;
 using XenBackends.Native.Tap;
@@ -9,13 +7,15 @@ using XenBackends.SimulatedHost;
 
 // Net.Bench: one NetQueue (the per-queue data path) on the simulated host, guest TX and guest RX,
 // with a null frame device and with a real tap in a private namespace, plus bare tap loops.
-// Usage: dotnet run -c Release --project bench/Net.Bench [-- --runs 5 --seconds 1.5]
+// Usage: dotnet run -c Release --project bench/Net.Bench [-- --runs 5 --seconds 1.5 --only "guest TX/64 B"]
 int runs = 5;
 double seconds = 1.5;
+string only = "";
 for (int i = 0; i + 1 < args.Length; i += 2)
 {
     if (args[i] == "--runs") runs = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
     else if (args[i] == "--seconds") seconds = double.Parse(args[i + 1], CultureInfo.InvariantCulture);
+    else if (args[i] == "--only") only = args[i + 1]; // e.g. "guest TX/64 B/null sink": rows whose key starts with it
 }
 
 var lab = TapLab.Create();
@@ -27,8 +27,11 @@ try
         "|---|---|---|---|---|---|---|---|---|",
     };
     var medians = new Dictionary<string, double>();
-    void Row(string direction, string size, string path, List<Sample> samples)
+    void Row(string direction, string size, string path, Func<List<Sample>> measure)
     {
+        if (!$"{direction}/{size}/{path}".StartsWith(only, StringComparison.Ordinal))
+            return;
+        var samples = measure();
         var ordered = samples.OrderBy(s => s.Pps).ToList();
         var m = ordered[ordered.Count / 2];
         medians[$"{direction}/{size}/{path}"] = m.Pps;
@@ -36,7 +39,7 @@ try
         table.Add($"| {direction} | {size} | {path} | {Fmt(m.Pps / 1e6, "0.000")} | {Fmt(m.Pps * m.Bytes * 8 / 1e9, "0.00")} | {Fmt(m.BackendUs, "0.000")} | {Fmt(m.ProcessUs, "0.000")} | {Fmt(m.AllocPerPacket, "0.00")} | {string.Join(" ", samples.Select(s => (s.Pps / 1e6).ToString("0.000", CultureInfo.InvariantCulture)))} |");
         Console.Error.WriteLine(table[^1]);
     }
-    List<Sample> Repeat(Func<Sample> run) => [.. Enumerable.Range(0, runs).Select(_ => run())];
+    Func<List<Sample>> Repeat(Func<Sample> run) => () => [.. Enumerable.Range(0, runs).Select(_ => run())];
 
     foreach (var (label, size, gso) in new[] { ("64 B", 64, false), ("1500 B", 1500, false), ("64 KiB GSO", 65535, true) })
     {
@@ -79,8 +82,8 @@ internal static class Bench
     {
         using var host = new SimulatedXenHost();
         var dom = host.CreateDomain(Domid, 2048, 2048);
-        byte[] frame = gso ? Frames.Tcp(size, tx ? Frames.TapMac : Frames.GuestMac, tx ? Frames.GuestMac : Frames.TapMac)
-            : Frames.Udp(size, tx ? Frames.TapMac : Frames.GuestMac, tx ? Frames.GuestMac : Frames.TapMac);
+        byte[] frame = gso ? Frames.Tcp(size, tx ? Frames.ElsewhereMac : Frames.GuestMac, tx ? Frames.GuestMac : Frames.TapMac)
+            : Frames.Udp(size, tx ? Frames.ElsewhereMac : Frames.GuestMac, tx ? Frames.GuestMac : Frames.TapMac);
         var front = new BenchFrontend(dom, frame, gso && tx);
         var grants = host.CreateGrantMapper(0);
         var evtchn = host.OpenEventChannels(0);
@@ -166,30 +169,27 @@ internal sealed class StopFlag
     public bool Value;
 }
 
-/// <summary>Sends UDP frames into the tap from inside the namespace (the kernel transmits them to our fd) until disposed.</summary>
+/// <summary>
+/// The guest-RX load: frames written into the tap fd (as if from the wire side) addressed to the
+/// guest, which the namespace forwards straight back out of the same tap, where the reader (the
+/// backend or the bare loop) takes them. Write and read are the same frames on the same tap.
+/// </summary>
 internal sealed class Generator : IDisposable
 {
     private readonly StopFlag _stop = new();
     private readonly Thread _thread;
 
-    public Generator(string ns, int frameSize)
+    public Generator(TapQueue tap, int frameSize)
     {
+        byte[] frame = Frames.Udp(frameSize, Frames.TapMac, [0x02, 0x00, 0x00, 0x00, 0x00, 0x03]);
+        byte[] record = new byte[VirtioNetHeader.Size + frame.Length];
+        frame.CopyTo(record, VirtioNetHeader.Size);
         _thread = new Thread(() =>
         {
-            Os.EnterNamespace(ns);
-            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-            socket.Connect(new IPEndPoint(IPAddress.Parse("10.203.1.2"), 9));
-            byte[] payload = new byte[Math.Max(1, frameSize - 42)];
             while (!Volatile.Read(ref _stop.Value))
             {
-                try
-                {
-                    socket.Send(payload);
-                }
-                catch (SocketException)
-                {
-                    Thread.Yield(); // queue full: the tap is backed up
-                }
+                if (tap.Write(record) != TapIoStatus.Ok)
+                    Thread.Yield();
             }
         }) { IsBackground = true, Name = "bench generator" };
         _thread.Start();
@@ -231,6 +231,10 @@ internal sealed class TapLab : IDisposable
             Os.Run("ip", "-n", ns, "link", "set", name, "up");
             Os.Run("ip", "-n", ns, "addr", "add", "10.203.1.1/24", "dev", name);
             Os.Run("ip", "-n", ns, "neigh", "replace", "10.203.1.2", "lladdr", "02:00:00:00:00:09", "dev", name, "nud", "permanent");
+            // Frames the generator writes in are routed back out of the same tap: forwarding on,
+            // no redirects or reverse-path checks for a same-interface hairpin.
+            foreach (string key in new[] { "net/ipv4/ip_forward=1", "net/ipv4/conf/all/send_redirects=0", $"net/ipv4/conf/{name}/send_redirects=0", "net/ipv4/conf/all/rp_filter=0", $"net/ipv4/conf/{name}/rp_filter=0" })
+                Os.Run("ip", "netns", "exec", ns, "sysctl", "-qw", key);
             return new TapLab(ns, tap);
         }
         catch
@@ -240,12 +244,12 @@ internal sealed class TapLab : IDisposable
         }
     }
 
-    public Generator StartGenerator(int frameSize) => new(Namespace, frameSize);
+    public Generator StartGenerator(int frameSize) => new(Queue, frameSize);
 
     /// <summary>The physical limit for guest TX: one thread writing the same frame to the tap fd.</summary>
     public Sample BareWrite(int size, bool gso, double seconds)
     {
-        byte[] frame = gso ? Frames.Tcp(size, Frames.TapMac, Frames.GuestMac) : Frames.Udp(size, Frames.TapMac, Frames.GuestMac);
+        byte[] frame = gso ? Frames.Tcp(size, Frames.ElsewhereMac, Frames.GuestMac) : Frames.Udp(size, Frames.ElsewhereMac, Frames.GuestMac);
         var header = gso
             ? new VirtioNetHeader { Flags = VirtioNetHeader.FlagNeedsCsum, CsumStart = 34, CsumOffset = 16, GsoType = VirtioNetHeader.GsoTcpV4, GsoSize = 1448, HdrLen = 54 }
             : new VirtioNetHeader();

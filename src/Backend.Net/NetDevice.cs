@@ -145,7 +145,7 @@ public sealed class NetDevice : IBackendDevice
             evtchn = _options.OpenEventChannels();
             uint port = evtchn.BindInterdomain(domid, keys.EventChannel);
             var processor = new CtrlRequestProcessor(domid, _options.Grants, numQueues);
-            return new CtrlRing(memory, evtchn, port, processor, message => OnFatal(-1, message));
+            return new CtrlRing(domid, memory, evtchn, port, processor, message => OnFatal(-1, message));
         }
         catch
         {
@@ -235,7 +235,7 @@ public sealed class NetDevice : IBackendDevice
 
     private void OnFatal(int queue, string message)
     {
-        string text = $"queue {queue}: {message}";
+        string text = queue < 0 ? message : $"queue {queue}: {message}";
         LastFatalError = text;
         _options.Log?.Invoke($"vif {_device?.Path}: fatal: {text}");
         var device = _device;

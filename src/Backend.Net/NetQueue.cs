@@ -384,7 +384,7 @@ internal sealed class NetQueue : IDisposable
                 work--;
             }
             // Credit-based scheduling (tx_credit_exceeded): a packet that does not fit waits, whole.
-            if (!_credit.TryConsume(first.Size, _vif.ClockMicroseconds()))
+            if (!_credit.IsUnlimited && !_credit.TryConsume(first.Size, _vif.ClockMicroseconds()))
             {
                 _heldRequest = first;
                 _held = true;

@@ -26,7 +26,7 @@ internal sealed class CtrlRing : IDisposable
     private readonly EventFd _stop = EventFd.Create();
     private readonly Thread _thread;
 
-    public CtrlRing(SharedMemory memory, IEventChannels evtchn, uint port, CtrlRequestProcessor processor, Action<string> onFatal)
+    public CtrlRing(ushort domid, SharedMemory memory, IEventChannels evtchn, uint port, CtrlRequestProcessor processor, Action<string> onFatal)
     {
         _memory = memory;
         _evtchn = evtchn;
@@ -38,7 +38,7 @@ internal sealed class CtrlRing : IDisposable
             throw new InvalidDataException("the control ring's req_prod is more than a ring size ahead of rsp_prod");
         _poll.Add(evtchn.PollFd, TokenEvtchn);
         _poll.Add(_stop.Handle.Fd, TokenStop);
-        _thread = new Thread(Run) { IsBackground = true, Name = "netback ctrl" };
+        _thread = new Thread(Run) { IsBackground = true, Name = $"netback d{domid} ctrl" };
     }
 
     public CtrlRequestProcessor Processor { get; }
