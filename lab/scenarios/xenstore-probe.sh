@@ -42,7 +42,7 @@ probe_unserved() {
   xs_dump "libxl.libxl_$kind" "/libxl/$domid/device/$kind/$devid"
   # libxl must give up: nothing serves the device. If it did not, our premise is wrong.
   if wait "$xl_pid"; then lab_fail "xl create $name succeeded with no backend loaded"; fi
-  lab_result "xs.libxl.${kind}_unserved_create" "failed as expected: $(grep -m1 -oE 'timed out|[Tt]imeout[^:]*' "/run/lab/$name.create.log" || echo 'see log')"
+  lab_result "xs.libxl.${kind}_unserved_create" "failed as expected: $(grep -m1 -iE 'timed out|timeout' "/run/lab/$name.create.log" | cut -c1-160)"
   lab_destroy_guest "$name"
 }
 probe_unserved probe-vbd vbd 51712 "$disk" ""
@@ -62,7 +62,7 @@ xs_dump connected.frontend_vif "/local/domain/$domid/device/vif/0"
 # The directories above them, whose permissions libxl also sets.
 for p in /local/domain/0/backend/vbd/$domid /local/domain/0/backend/vif/$domid \
          /local/domain/$domid/device /local/domain/$domid/device/vbd /local/domain/$domid/device/vif; do
-  lab_result "xs.connected.dir $p $(xenstore-ls -p "$(dirname "$p")" 2>/dev/null | grep -m1 -E "^$(basename "$p") ")"
+  xenstore-ls -fp "$(dirname "$p")" 2>/dev/null | grep -m1 -F "$p = " | sed 's/^/LAB-RESULT: xs.connected.dir /'
 done
 for k in vbd/$domid/51712 vif/$domid/0; do
   [ "$(xenstore-read "/local/domain/0/backend/$k/state")" = 4 ] || lab_fail "backend $k not connected"
