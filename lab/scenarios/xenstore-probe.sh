@@ -42,7 +42,7 @@ probe_unserved() {
   xs_dump "libxl.libxl_$kind" "/libxl/$domid/device/$kind/$devid"
   # libxl must give up: nothing serves the device. If it did not, our premise is wrong.
   if wait "$xl_pid"; then lab_fail "xl create $name succeeded with no backend loaded"; fi
-  lab_result "xs.libxl.${kind}_unserved_create" "failed as expected: $(grep -m1 -iE 'timed out|timeout' "/run/lab/$name.create.log" | cut -c1-160)"
+  lab_result "xs.libxl.${kind}_unserved_create" "failed as expected: $(grep -iE 'error|fail|timed' "/run/lab/$name.create.log" | head -n 2 | tr '\n' ' ' | cut -c1-240)"
   lab_destroy_guest "$name"
 }
 probe_unserved probe-vbd vbd 51712 "$disk" ""
