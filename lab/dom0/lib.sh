@@ -89,7 +89,7 @@ lab_guest_verdict() {
   grep -a 'LAB-GUEST-VERDICT:' "$(lab_console_log "$1")" 2>/dev/null | tr -d '\r' | tail -n1 | awk '{print $NF}'
 }
 
-lab_destroy_guest() { xl destroy "$1" >/dev/null 2>&1 || true; }
+lab_destroy_guest() { timeout 60 xl destroy "$1" >/dev/null 2>&1 || true; }
 
 # What a failing run prints so the host log alone explains it.
 lab_diagnostics() {
