@@ -16,10 +16,12 @@ qemu_cmd=(qemu-system-x86_64 -machine q35 -cpu max,-smap,-smep,-pku,-la57 -m 307
   -append "console=com1 dom0_mem=2048M,max:2048M loglvl=all guest_loglvl=all noreboot"
   -initrd "$img/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init,$cpio")
 : > "$log"
-"${qemu_cmd[@]}" < /dev/null > "$log" 2>&1 &
+"${qemu_cmd[@]}" < /dev/null > "$log" 2>&1 9>&- &
 qemu=$!
 # Progress lines from the scenario, shown live.
-tail -n +1 -F "$log" 2>/dev/null | grep -a --line-buffered -E 'LAB-(NOTE|FAIL|VERDICT|DOM0)' | sed -u 's/\r//' >&2 &
+# --pid: tail ends with QEMU (killing the pipeline's last PID would leave tail running);
+# 9>&-: it must not inherit lab/run's host-wide lock.
+{ tail -n +1 -F --pid="$qemu" "$log" 2>/dev/null | grep -a --line-buffered -E 'LAB-(NOTE|FAIL|VERDICT|DOM0)' | sed -u 's/\r//' >&2; } 9>&- &
 follower=$!
 cleanup() {
   kill "$qemu" 2>/dev/null || true
