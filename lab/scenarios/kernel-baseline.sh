@@ -36,7 +36,7 @@ lab_result dom0.ping_to_guest ok rtt_avg_ms="$(echo "$ping_out" | awk -F/ '/^rtt
 # Tell the guest to go on (it waits on this TCP port, so its measurements do not overlap ours).
 echo go > "/dev/tcp/$LAB_GUEST_IP/7000" || lab_fail "dom0 cannot reach the guest's TCP port 7000"
 
-lab_wait_console "$name" 'LAB-GUEST-DONE' $((120 + 3 * LAB_FIO_SECS + 3 * LAB_IPERF_SECS + LAB_DATA_MB))
+lab_wait_console "$name" 'LAB-GUEST-DONE' $((300 + 3 * LAB_FIO_SECS + 3 * LAB_IPERF_SECS + 2 * LAB_DATA_MB))   # ~126 s used at load 35 for smoke
 lab_guest_relay "$name"
 [ "$(lab_guest_verdict "$name")" = PASS ] || { lab_tail_console "$name"; lab_fail "guest verdict: $(lab_guest_verdict "$name")"; }
 lab_destroy_guest "$name"
