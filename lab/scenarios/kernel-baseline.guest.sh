@@ -32,10 +32,20 @@ grep -q go /tmp/go || lab_fail "handshake from dom0 garbled"
 lab_result guest.tcp_from_dom0 ok
 
 # fio, terse v3: field 8 is read IOPS, field 49 write IOPS.
+# Known flake: once in 8 runs (load average 36) fio aborted at start with std::bad_alloc
+# (from its C++ dependencies librbd/librados, not from the I/O). One retry, reported as a
+# figure with the available memory, so a flake is visible and a real failure still fails.
+lab_result guest.mem_available_kib "$(awk '/MemAvailable/{print $2}' /proc/meminfo)"
+run_fio() {
+  fio --name="$1" --filename=/dev/xvda --rw="$1" --bs=4k --direct=1 --ioengine=libaio \
+      --iodepth=16 --runtime="$LAB_FIO_SECS" --time_based --thread \
+      --output-format=terse --terse-version=3 2>/tmp/fio.err
+}
 for rw in randread randwrite; do
-  line=$(fio --name="$rw" --filename=/dev/xvda --rw="$rw" --bs=4k --direct=1 --ioengine=libaio \
-         --iodepth=16 --runtime="$LAB_FIO_SECS" --time_based --thread \
-         --output-format=terse --terse-version=3 2>/tmp/fio.err) || { cat /tmp/fio.err; lab_fail "fio $rw failed"; }
+  if ! line=$(run_fio "$rw"); then
+    lab_result "guest.fio_${rw}_retry" "first attempt failed: $(tr '\n' ' ' < /tmp/fio.err | cut -c1-160)"
+    line=$(run_fio "$rw") || { cat /tmp/fio.err; lab_fail "fio $rw failed twice"; }
+  fi
   iops=$(echo "$line" | awk -F';' -v rw="$rw" '{print (rw=="randread") ? $8 : $49}')
   [ -n "$iops" ] && [ "$iops" -gt 0 ] 2>/dev/null || lab_fail "fio $rw reported no IOPS: $line"
   lab_result "guest.fio_${rw}_4k_qd16_iops" "$iops"
