@@ -1,0 +1,35 @@
+using XenBackends.Backend.Net;
+
+namespace XenBackends.Service.Devices;
+
+/// <summary>backend/vif served by the user-space netback; counters are summed over the device's queues.</summary>
+internal static class NetKind
+{
+    public static DeviceKind Kind { get; } = new("vif", Create, Counters);
+
+    private static NetDevice Create(DeviceContext ctx) => new(new NetDeviceOptions
+    {
+        Grants = ctx.Grants,
+        OpenEventChannels = ctx.Host.OpenEventChannels,
+        MaxQueues = ctx.Config.Limits.MaxQueues,
+        Log = ctx.Log,
+    });
+
+    private static IReadOnlyDictionary<string, long> Counters(Xenbus.IBackendDevice device)
+    {
+        var totals = new Dictionary<string, long>
+        {
+            ["tx_packets"] = 0, ["tx_bytes"] = 0, ["tx_drops"] = 0, ["tx_errors"] = 0,
+            ["rx_packets"] = 0, ["rx_bytes"] = 0, ["rx_drops"] = 0, ["rx_errors"] = 0,
+            ["fatal_resets"] = 0, ["rx_stalls"] = 0,
+        };
+        foreach (var q in ((NetDevice)device).Counters)
+        {
+            var s = q.Snapshot();
+            totals["tx_packets"] += s.TxPackets; totals["tx_bytes"] += s.TxBytes; totals["tx_drops"] += s.TxDrops; totals["tx_errors"] += s.TxErrors;
+            totals["rx_packets"] += s.RxPackets; totals["rx_bytes"] += s.RxBytes; totals["rx_drops"] += s.RxDrops; totals["rx_errors"] += s.RxErrors;
+            totals["fatal_resets"] += s.FatalResets; totals["rx_stalls"] += s.RxStalls;
+        }
+        return totals;
+    }
+}

@@ -1,0 +1,95 @@
+using XenBackends.Service.Control;
+using XenBackends.Service.Devices;
+using XenBackends.Xenbus;
+
+namespace XenBackends.Service.Worker;
+
+/// <summary>
+/// The devices of one guest being served in this worker: starts a <see cref="BackendLifecycle"/> per
+/// device that appears, forgets it when its lifecycle ends (device removed), and never lets one
+/// device's failure reach another.
+/// </summary>
+internal sealed class GuestDevices
+{
+    private readonly WatchRouter _watches;
+    private readonly Func<DeviceKind, IBackendDevice> _create;
+    private readonly Action<string> _log;
+    private readonly Dictionary<DevicePath, Served> _served = [];
+    private readonly Lock _lock = new();
+
+    public GuestDevices(WatchRouter watches, Func<DeviceKind, IBackendDevice> create, Action<string> log)
+    {
+        _watches = watches;
+        _create = create;
+        _log = log;
+    }
+
+    private sealed record Served(DeviceKind Kind, IBackendDevice Device, Task Run);
+
+    /// <summary>Starts what is new in <paramref name="present"/>; devices that vanished end on their own (their lifecycle sees the removal).</summary>
+    public async Task UpdateAsync(IEnumerable<DevicePath> present, CancellationToken cancellationToken)
+    {
+        foreach (var path in present)
+        {
+            lock (_lock)
+                if (_served.ContainsKey(path)) continue;
+            if (!DeviceKinds.TryGet(path.Kind, out var kind)) continue;
+            XenbusDevice device;
+            try
+            {
+                device = await XenbusDevice.OpenAsync(_watches, path, cancellationToken).ConfigureAwait(false);
+            }
+            catch (FrontendConfigurationException e)
+            {
+                // The toolstack may still be writing the directory; the next change retries.
+                _log($"{path}: not served yet: {e.Message}");
+                continue;
+            }
+            var backend = _create(kind);
+            var lifecycle = new BackendLifecycle(device, backend, _log);
+            lock (_lock)
+                _served[path] = new Served(kind, backend, RunAsync(path, lifecycle, backend, cancellationToken));
+        }
+    }
+
+    private async Task RunAsync(DevicePath path, BackendLifecycle lifecycle, IBackendDevice backend, CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        try
+        {
+            await lifecycle.RunAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            _log($"{path}: stopped: {e.Message}");
+        }
+        finally
+        {
+            try
+            {
+                await backend.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                _log($"{path}: releasing the device failed: {e.Message}");
+            }
+            lock (_lock)
+                _served.Remove(path);
+        }
+    }
+
+    public IReadOnlyList<(DevicePath Path, DeviceKind Kind, IBackendDevice Device)> Snapshot()
+    {
+        lock (_lock)
+            return _served.Select(s => (s.Key, s.Value.Kind, s.Value.Device)).ToList();
+    }
+
+    public Task WhenAllStoppedAsync()
+    {
+        lock (_lock)
+            return Task.WhenAll(_served.Values.Select(s => s.Run));
+    }
+}

@@ -1,0 +1,118 @@
+using System.Globalization;
+using System.Text.Json;
+using XenBackends.Service.Control;
+using XenBackends.Service.Devices;
+using XenBackends.Service.Hosting;
+using XenBackends.Xenbus;
+using XenBackends.XenStore;
+
+namespace XenBackends.Service.Worker;
+
+/// <summary>
+/// The `worker` process: serves every configured-kind device of one guest, reports their states and
+/// counters on stdout (one JSON line a second) and logs on stderr, both read by the supervisor. Ends
+/// when cancelled (SIGTERM: rings released, xenstore left as is so a new worker resumes) or when stdin
+/// closes (the supervisor is gone).
+/// </summary>
+public static class WorkerRunner
+{
+    public const int ExitHostUnavailable = 3;
+    public const int ExitXenStoreLost = 4;
+
+    public static async Task<int> RunAsync(WorkerOptions options, TextWriter report, TextWriter log, CancellationToken cancellationToken)
+    {
+        var logLock = new Lock();
+        void Log(string message)
+        {
+            lock (logLock) { log.WriteLine(message); log.Flush(); }
+        }
+
+        IXenHost host;
+        try
+        {
+            host = options.Host.Open();
+        }
+        catch (HostUnavailableException e)
+        {
+            Log(e.Message);
+            return ExitHostUnavailable;
+        }
+        using var hostLease = host;
+        XenStoreClient store;
+        try
+        {
+            store = await host.OpenXenStoreAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (HostUnavailableException e)
+        {
+            Log(e.Message);
+            return ExitHostUnavailable;
+        }
+        await using var storeLease = store;
+        await using var watches = new WatchRouter(store);
+        string? name = await store.TryReadStringAsync($"/local/domain/{options.Domid}/name", cancellationToken).ConfigureAwait(false);
+        var qos = name is not null && options.Config.Qos.Guests.TryGetValue(name, out var own) ? own : options.Config.Qos.Defaults;
+        using var grants = host.CreateGrantMapper();
+        var context = new DeviceContext(host, grants, options.Config, qos, Log);
+        if (qos.DiskIops != 0 || qos.DiskBytesPerSecond != 0 || qos.VifBytesPerSecond != 0)
+            Log($"domain {options.Domid}: QoS limits are configured but this build's backends do not enforce them yet");
+        var devices = new GuestDevices(watches, kind => kind.Create(context), Log);
+        var discovery = new BackendDiscovery(watches, 0, options.Config.Kinds);
+        Log($"serving domain {options.Domid}{(name is null ? "" : $" ({name})")} on {host.Kind} host, kinds {string.Join(",", options.Config.Kinds)}");
+
+        using var reporterStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var reporter = ReportLoopAsync(options.Domid, name, devices, store, report, reporterStop.Token);
+        int exit = 0;
+        try
+        {
+            await discovery.RunAsync(
+                set => devices.UpdateAsync(set.Where(p => p.FrontendDomId == options.Domid), cancellationToken),
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (XenStoreConnectionException e)
+        {
+            Log($"lost xenstored: {e.Message}");
+            exit = ExitXenStoreLost;
+        }
+        await devices.WhenAllStoppedAsync().ConfigureAwait(false);
+        await reporterStop.CancelAsync().ConfigureAwait(false);
+        try { await reporter.ConfigureAwait(false); } catch (OperationCanceledException) { }
+        Log($"domain {options.Domid}: worker stopped");
+        return exit;
+    }
+
+    private static async Task ReportLoopAsync(uint domid, string? name, GuestDevices devices, XenStoreClient store, TextWriter report, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        do
+        {
+            var line = new WorkerReport { Domid = domid, Name = name };
+            foreach (var (path, kind, device) in devices.Snapshot())
+            {
+                var status = new DeviceStatus { Kind = path.Kind, DevId = path.DevId };
+                try
+                {
+                    status.BackendState = StateName(await store.TryReadStringAsync(path.Backend + "/state", cancellationToken).ConfigureAwait(false));
+                    string? frontend = await store.TryReadStringAsync(path.Backend + "/frontend", cancellationToken).ConfigureAwait(false);
+                    status.FrontendState = frontend is null ? "" : StateName(await store.TryReadStringAsync(frontend + "/state", cancellationToken).ConfigureAwait(false));
+                    status.Error = await store.TryReadStringAsync($"/local/domain/0/error/{path.NodeName}/error", cancellationToken).ConfigureAwait(false);
+                }
+                catch (XenStoreException)
+                {
+                    // The device is being torn down; report what we have.
+                }
+                foreach (var (key, value) in kind.Counters(device)) status.Counters[key] = value;
+                line.Devices.Add(status);
+            }
+            report.WriteLine(JsonSerializer.Serialize(line, StatusJsonContext.Default.WorkerReport));
+            report.Flush();
+        }
+        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
+    }
+
+    private static string StateName(string? raw) =>
+        raw is null ? "" : int.TryParse(raw, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && Enum.IsDefined((XenbusState)n) ? ((XenbusState)n).ToString() : raw;
+}

@@ -1,0 +1,51 @@
+using System.Diagnostics;
+
+namespace XenBackends.Service.Tests;
+
+public sealed class SystemdUnitTests
+{
+    private static string RepoRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Backends.sln"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException("Backends.sln not found above " + AppContext.BaseDirectory);
+    }
+
+    private static (int Code, string Output) Run(string file, IEnumerable<string> args, IDictionary<string, string>? env = null)
+    {
+        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in args) info.ArgumentList.Add(a);
+        foreach (var (k, v) in env ?? new Dictionary<string, string>()) info.Environment[k] = v;
+        using var p = Process.Start(info)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(120_000), $"{file} did not finish");
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    [Fact]
+    public void The_unit_passes_systemd_analyze_verify_and_uninstall_removes_everything()
+    {
+        // The apphost built next to the tests stands in for the published binary.
+        var (code, output) = Run(Path.Combine(RepoRoot(), "systemd", "verify.sh"), [Path.Combine(AppContext.BaseDirectory, "xen-backends")]);
+        Assert.True(code == 0, output);
+        Assert.Contains("systemd-analyze verify: ok", output, StringComparison.Ordinal);
+        Assert.Contains("install/uninstall round trip: ok", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_hotplug_script_refuses_to_run_outside_libxl()
+    {
+        var (code, output) = Run(Path.Combine(RepoRoot(), "systemd", "block-xen-backends"), ["add"], new Dictionary<string, string> { ["XENBUS_PATH"] = "" });
+        Assert.Equal(1, code);
+        Assert.Contains("XENBUS_PATH is not set", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_modprobe_file_keeps_both_kernel_backends_from_loading()
+    {
+        var lines = File.ReadAllLines(Path.Combine(RepoRoot(), "systemd", "xen-backends-modprobe.conf"));
+        Assert.Contains("install xen-blkback /bin/false", lines);
+        Assert.Contains("install xen-netback /bin/false", lines);
+    }
+}
