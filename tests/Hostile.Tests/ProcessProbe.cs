@@ -7,6 +7,34 @@ internal static class ProcessProbe
 {
     public static int OpenFds() => Directory.GetFiles("/proc/self/fd").Length;
 
+    /// <summary>Asserts at most <paramref name="slack"/> more fds are open than in <paramref name="before"/>, naming what they are.</summary>
+    public static void AssertFdsBounded(Dictionary<string, string> before, int slack)
+    {
+        var now = FdTargets();
+        if (now.Count <= before.Count + slack)
+            return;
+        var added = now.Where(kv => !before.TryGetValue(kv.Key, out var t) || t != kv.Value)
+            .GroupBy(kv => kv.Value.Split(':')[0]).Select(g => $"{g.Key} x{g.Count()}");
+        Assert.Fail($"{now.Count} fds open, {before.Count} before (bound +{slack}); new: {string.Join(", ", added)}");
+    }
+
+    public static Dictionary<string, string> FdTargets()
+    {
+        var map = new Dictionary<string, string>();
+        foreach (string fd in Directory.GetFiles("/proc/self/fd"))
+        {
+            try
+            {
+                map[Path.GetFileName(fd)] = new FileInfo(fd).LinkTarget ?? "?";
+            }
+            catch (IOException)
+            {
+                // closed while listing
+            }
+        }
+        return map;
+    }
+
     public static long HeapAfterFullGc()
     {
         GC.Collect();

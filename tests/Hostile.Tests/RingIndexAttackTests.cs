@@ -53,13 +53,13 @@ public class RingIndexAttackTests
         raw.Memory.Page(frame).Fill(0xA5);
         // Warm up (thread pool, engines, JIT) before the baseline.
         await RoundsAsync(raw, gref, 10);
-        int fds = ProcessProbe.OpenFds();
+        var fds = ProcessProbe.FdTargets();
         long heap = ProcessProbe.HeapAfterFullGc();
 
         var attack = RoundsAsync(raw, gref, 200);
         await f.BystanderDuringAsync(attack);
 
-        Assert.InRange(ProcessProbe.OpenFds(), 0, fds + 16);
+        ProcessProbe.AssertFdsBounded(fds, 16);
         Assert.InRange(ProcessProbe.HeapAfterFullGc(), 0, heap + (64L << 20));
         f.AssertImageUnchangedOutside((0, 64));
     }

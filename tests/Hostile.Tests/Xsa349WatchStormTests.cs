@@ -24,7 +24,7 @@ public class Xsa349WatchStormTests
         await using var f = await HostileFixture.CreateAsync();
         var raw = await f.ConnectAttackerAsync();
         long heap = ProcessProbe.HeapAfterFullGc();
-        int fds = ProcessProbe.OpenFds();
+        var fds = ProcessProbe.FdTargets();
         await using var xs = await f.Attacker.OpenXenStoreAsync();
 
         // Rewrite the watched state node with its current value (Connected) and an unrelated
@@ -41,7 +41,7 @@ public class Xsa349WatchStormTests
         raw.Push();
         Assert.Equal(BlkifRsp.Okay, (await raw.WaitResponsesAsync(1, HostileFixture.Bound)).Single().Status);
         Assert.InRange(ProcessProbe.HeapAfterFullGc(), 0, heap + (64L << 20));
-        Assert.InRange(ProcessProbe.OpenFds(), 0, fds + 16);
+        ProcessProbe.AssertFdsBounded(fds, 16);
         Assert.True(f.Backends.IsServing(f.AttackerDisk.Path));
         f.AssertImageUnchangedOutside((64, 8));
     }

@@ -83,17 +83,24 @@ public class Xsa362365GrantMapErrorTests
             }
         });
         int okay = 0, error = 0;
-        for (int r = 0; r < 300; r++)
+        try
         {
-            raw.Put(RawBlkifRequest.Direct(r % 2 == 0 ? BlkifOp.Write : BlkifOp.Read, (ulong)r, 512, segments));
-            raw.Push();
-            var rsp = (await raw.WaitResponsesAsync(1, HostileFixture.Bound)).Single();
-            if (rsp.Status == BlkifRsp.Okay) okay++;
-            else if (rsp.Status == BlkifRsp.Error) error++;
-            else Assert.Fail($"status {rsp.Status}");
+            for (int r = 0; r < 300; r++)
+            {
+                raw.Put(RawBlkifRequest.Direct(r % 2 == 0 ? BlkifOp.Write : BlkifOp.Read, (ulong)r, 512, segments));
+                raw.Push();
+                var rsp = (await raw.WaitResponsesAsync(1, HostileFixture.Bound)).Single();
+                if (rsp.Status == BlkifRsp.Okay) okay++;
+                else if (rsp.Status == BlkifRsp.Error) error++;
+                else Assert.Fail($"status {rsp.Status}");
+            }
         }
-        stop.Cancel();
-        await flipper;
+        finally
+        {
+            // The grant table dies with the fixture: the flipper must be gone first.
+            stop.Cancel();
+            await flipper;
+        }
         Assert.Equal(300, okay + error);
         Assert.True(error > 0, "no request ever met a revoked grant; the attack did not happen");
         foreach (var (gref, frame) in pages)

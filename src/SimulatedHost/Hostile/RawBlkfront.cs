@@ -76,8 +76,11 @@ public sealed class RawBlkfront : IAsyncDisposable
             ["protocol"] = BlkifProtocol.X86_64,
             ["event-channel"] = Num(front.Port),
         };
+        // Keys an earlier (hostile) handshake may have left behind are removed unless overridden.
+        keys["multi-queue-num-queues"] = null;
         if (order == 0)
         {
+            keys["ring-page-order"] = null;
             keys["ring-ref"] = Num(front.RingRefs[0]);
         }
         else
