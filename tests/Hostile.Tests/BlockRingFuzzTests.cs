@@ -94,7 +94,19 @@ public class BlockRingFuzzTests(ITestOutputHelper output)
                 Raw.Put(new RawBlkifRequest { Bytes = slot });
             }
             Raw.Push();
-            var rsps = await Raw.WaitResponsesAsync(count, HostileFixture.Bound);
+            List<RawBlkifResponse> rsps;
+            try
+            {
+                rsps = await Raw.WaitResponsesAsync(count, HostileFixture.Bound);
+            }
+            catch (TimeoutException e)
+            {
+                var dev = _f.Backends.Device(_f.AttackerDisk.Path);
+                string last = string.Join(" | ", _f.Backends.Log.TakeLast(5));
+                var got = Raw.TakeResponses().Select(r => r.Id).ToHashSet();
+                string ops = string.Join(" ; ", Enumerable.Range(0, count).Where(i => !got.Contains((ulong)i)).Select(i => Convert.ToHexString(slots[i].AsSpan(0, 48))));
+                throw new TimeoutException($"{e.Message}; unanswered {ops}; fault {dev.LastFault}; log {last}", e);
+            }
             Assert.Equal(start + (uint)count, Raw.Ring.RspProd);
             var seen = new bool[count];
             var candidates = new List<(int Sector, byte[]? Data)>();
