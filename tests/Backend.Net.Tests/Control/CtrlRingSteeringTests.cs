@@ -128,4 +128,29 @@ public sealed class CtrlRingSteeringTests
             Assert.Equal(1, h.Stats(q).TxPackets);
         }
     }
+
+    [Fact]
+    public async Task Tap_queues_beyond_what_the_frontend_uses_are_detached_so_no_flow_lands_on_an_unserved_fd()
+    {
+        // The tap was opened with 4 queue fds at prepare and moved into the namespace by the hotplug
+        // step; the frontend asks for 2. Without TUNSETQUEUE detach the kernel would spread flows over
+        // all 4 fds and about half would never reach the guest.
+        await using var h = await NetHarness.StartAsync(maxQueues: 4);
+        await h.BringUpMultiQueueAsync(2);
+        foreach (var q in h.FrontQueues)
+            q.PostRx(64);
+        using var inject = h.Ns.Inside(() => PacketSocket.Open(h.Net.InterfaceName!));
+        const int flows = 40;
+        for (ushort flow = 0; flow < flows; flow++)
+            inject.Send(TcpFrom((ushort)(20000 + flow), 22));
+
+        int received = 0;
+        for (int q = 0; q < 2; q++)
+        {
+            while (h.FrontQueues[q].Receive(timeoutMs: received == flows ? 50 : 500) is not null)
+                received++;
+        }
+        Assert.Equal(flows, received);
+        Assert.Equal(flows, h.Stats(0).RxPackets + h.Stats(1).RxPackets);
+    }
 }
