@@ -210,6 +210,8 @@ internal sealed class NetQueue : IDisposable
                 if (!moreTx && !_held && _tx.FinalCheckForRequests() != RingPoll.Idle)
                     moreTx = true;
                 timeout = moreTx ? 0 : SleepTimeout();
+                Volatile.Write(ref Counters.ThreadAllocatedBytes, GC.GetAllocatedBytesForCurrentThread());
+                Volatile.Write(ref Counters.Passes, Counters.Passes + 1);
             }
         }
         catch (Exception e) when (e is not OutOfMemoryException)
