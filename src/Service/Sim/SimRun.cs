@@ -51,7 +51,7 @@ internal sealed class SimRun(SimMachine machine, TextWriter output, TextWriter e
         var status = await GuestStatusAsync(cancellationToken).ConfigureAwait(false);
         _workerPid = status?.Pid;
         output.WriteLine($"guest {_domid} \"sim-guest\" served by worker pid {_workerPid?.ToString(CultureInfo.InvariantCulture) ?? "?"}; ready after {clock.Elapsed.TotalSeconds:0.0} s");
-        output.WriteLine($"  disk xvda: 256 MiB sparse raw image, {_disk.NumQueues} queue(s), ring order {_disk.RingPageOrder}, {_disk.MaxSegments} segments/request");
+        output.WriteLine($"  disk xvda: 256 MiB sparse raw image in {machine.Dir}, {_disk.NumQueues} queue(s), ring order {_disk.RingPageOrder}, {_disk.MaxSegments} segments/request");
         if (netProblem is not null)
         {
             output.WriteLine($"  NETWORK SKIPPED: {netProblem}");
