@@ -50,15 +50,23 @@ public sealed class BlockDevice : IBackendDevice
         var configuration = await BlockConfiguration.ReadAsync(device, cancellationToken).ConfigureAwait(false);
         _image?.Dispose();
         _image = null;
-        ImageFile file = ImageFile.Open(configuration.Path, configuration.Writable, configuration.DirectIo);
-        try
+        if (configuration.NullImageBytes is { } nullBytes)
         {
-            _image = new BlockImage(file, configuration, _options.SectorSizeOverride);
+            _image = new BlockImage(nullBytes, configuration);
+            _log?.Invoke($"{device.Path}: serving a NULL image (benchmark only: writes are discarded, reads return zeros)");
         }
-        catch
+        else
         {
-            file.Dispose();
-            throw;
+            ImageFile file = ImageFile.Open(configuration.Path, configuration.Writable, configuration.DirectIo);
+            try
+            {
+                _image = new BlockImage(file, configuration, _options.SectorSizeOverride);
+            }
+            catch
+            {
+                file.Dispose();
+                throw;
+            }
         }
         // What the frontend needs before it sizes its rings and requests (blkback's probe).
         await device.Store.RunTransactionAsync(async t =>
@@ -159,7 +167,7 @@ public sealed class BlockDevice : IBackendDevice
             {
                 throw new FrontendConfigurationException(keys.Path + "event-channel", Format((int)keys.RemotePort), "cannot bind: " + e.Message);
             }
-            return new BlockQueue(index, domid, ring, abi, events, port, _grants, image, Statistics, _options, OnQueueFault);
+            return new BlockQueue(index, domid, ring, abi, events, port, _grants, image, Statistics, _options, OnQueueFault, WithdrawFeature);
         }
         catch
         {
@@ -175,8 +183,9 @@ public sealed class BlockDevice : IBackendDevice
         device.Store.RunTransactionAsync(async t =>
         {
             string b = device.BackendPath + "/";
-            await t.WriteAsync(b + "feature-flush-cache", "1", cancellationToken).ConfigureAwait(false);
-            await t.WriteAsync(b + "feature-barrier", "1", cancellationToken).ConfigureAwait(false);
+            string flush = image.FlushSupported ? "1" : "0";
+            await t.WriteAsync(b + "feature-flush-cache", flush, cancellationToken).ConfigureAwait(false);
+            await t.WriteAsync(b + "feature-barrier", flush, cancellationToken).ConfigureAwait(false);
             await t.WriteAsync(b + "feature-discard", image.DiscardEnabled ? "1" : "0", cancellationToken).ConfigureAwait(false);
             if (image.DiscardEnabled)
             {
@@ -252,6 +261,30 @@ public sealed class BlockDevice : IBackendDevice
             catch (Exception e)
             {
                 _log?.Invoke($"{device.Path}: could not report fault: {e.Message}");
+            }
+        });
+    }
+
+    /// <summary>
+    /// The filesystem refused an operation: tell the frontend now (blkback rewrites the feature key
+    /// at once too); the image remembers, so the next connect does not advertise it either.
+    /// </summary>
+    private void WithdrawFeature(string key)
+    {
+        _log?.Invoke($"{_device?.Path}: the image refused an operation with EOPNOTSUPP; {key} withdrawn");
+        XenbusDevice? device = _device;
+        if (device is null)
+            return;
+        // Called on the queue's own thread: write from the pool so the worker never blocks on xenstore.
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await device.WriteBackendAsync(key, "0", CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                _log?.Invoke($"{device.Path}: could not withdraw {key}: {e.Message}");
             }
         });
     }

@@ -7,16 +7,37 @@ namespace XenBackends.Backend.Block;
 /// guest and the policy (read-only, discard). The size is re-read on an online resize while queues
 /// run, so it is published with volatile reads and writes; everything else is fixed at prepare.
 /// </summary>
+/// <remarks>
+/// A null image ("null:" in params, for benchmarks only, like Linux null_blk) has no file: reads
+/// return zeros, writes, flushes and discards are dropped, and no syscall is made, so what remains
+/// is the cost of the backend itself.
+/// </remarks>
 public sealed class BlockImage : IDisposable
 {
     private long _sectors;
+    private readonly long _nullBytes;
+    private readonly bool _discardConfigured;
+    private int _discardRefused, _flushRefused;
+
+    /// <summary>A null image of <paramref name="bytes"/> (a multiple of 512).</summary>
+    public BlockImage(long bytes, BlockConfiguration configuration)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
+        _nullBytes = bytes;
+        ReadOnly = !configuration.Writable;
+        CdRom = configuration.CdRom;
+        _discardConfigured = configuration.DiscardEnabled;
+        SectorSize = 512;
+        PhysicalSectorSize = 4096;
+        RoundSizeToSectors();
+    }
 
     public BlockImage(ImageFile file, BlockConfiguration configuration, int? sectorSizeOverride)
     {
         File = file;
         ReadOnly = !configuration.Writable;
         CdRom = configuration.CdRom;
-        DiscardEnabled = configuration.DiscardEnabled;
+        _discardConfigured = configuration.DiscardEnabled;
         int logical = file.LogicalSectorSize;
         if (sectorSizeOverride is { } forced)
         {
@@ -29,10 +50,30 @@ public sealed class BlockImage : IDisposable
         RoundSizeToSectors();
     }
 
-    public ImageFile File { get; }
+    /// <summary>The open image; null for a null image.</summary>
+    public ImageFile? File { get; }
+
+    public bool IsNull => File is null;
+
+    /// <summary>The fd I/O requests name (-1 for a null image, whose engine never uses it).</summary>
+    public int Fd => File?.Fd ?? -1;
     public bool ReadOnly { get; }
     public bool CdRom { get; }
-    public bool DiscardEnabled { get; }
+    /// <summary>
+    /// Discard is configured and the filesystem has not refused it. Whether a filesystem can punch
+    /// holes is only known by trying (probing would mean touching guest data), so the first
+    /// EOPNOTSUPP withdraws the feature for the rest of this image's life.
+    /// </summary>
+    public bool DiscardEnabled => _discardConfigured && Volatile.Read(ref _discardRefused) == 0;
+
+    /// <summary>fdatasync works here; false once the filesystem answered EOPNOTSUPP (some FUSE filesystems do).</summary>
+    public bool FlushSupported => Volatile.Read(ref _flushRefused) == 0;
+
+    /// <summary>Records that the filesystem refused discard; true for the first caller only.</summary>
+    internal bool RefuseDiscard() => Interlocked.Exchange(ref _discardRefused, 1) == 0;
+
+    /// <summary>Records that the filesystem refused flush; true for the first caller only.</summary>
+    internal bool RefuseFlush() => Interlocked.Exchange(ref _flushRefused, 1) == 0;
 
     /// <summary><c>sector-size</c>: the alignment every request must honour (offsets are still 512-byte units).</summary>
     public int SectorSize { get; }
@@ -46,7 +87,7 @@ public sealed class BlockImage : IDisposable
     public long Sectors => Volatile.Read(ref _sectors);
 
     /// <summary>Which discard operation this image needs: fallocate on files, ioctls on block devices.</summary>
-    public IoOp DiscardOp(bool secure) => File.IsBlockDevice
+    public IoOp DiscardOp(bool secure) => File is { IsBlockDevice: true }
         ? (secure ? IoOp.BlockZeroOut : IoOp.BlockDiscard)
         : (secure ? IoOp.ZeroRange : IoOp.PunchHole);
 
@@ -56,6 +97,8 @@ public sealed class BlockImage : IDisposable
     /// <summary>Re-reads the image size (online resize); returns true when it changed.</summary>
     public bool Refresh()
     {
+        if (File is null)
+            return false;
         long before = Sectors;
         File.Refresh();
         RoundSizeToSectors();
@@ -65,8 +108,9 @@ public sealed class BlockImage : IDisposable
     private void RoundSizeToSectors()
     {
         long perSector = SectorSize / 512;
-        Volatile.Write(ref _sectors, File.SizeBytes / 512 / perSector * perSector);
+        long bytes = File?.SizeBytes ?? _nullBytes;
+        Volatile.Write(ref _sectors, bytes / 512 / perSector * perSector);
     }
 
-    public void Dispose() => File.Dispose();
+    public void Dispose() => File?.Dispose();
 }

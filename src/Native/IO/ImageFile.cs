@@ -33,6 +33,12 @@ public sealed unsafe class ImageFile : IDisposable
 
     public bool IsBlockDevice { get; }
 
+    /// <summary>
+    /// The filesystem can read without blocking (RWF_NOWAIT), so io_uring completes cached reads
+    /// inline; false means io_uring would punt every request to a kernel worker thread.
+    /// </summary>
+    public bool SupportsNoWaitReads => Syscall.SupportsNoWaitReads(Fd);
+
     public long SizeBytes { get; private set; }
 
     public int LogicalSectorSize { get; private set; } = 512;

@@ -14,6 +14,23 @@ internal static unsafe partial class Syscall
     [LibraryImport("libc", EntryPoint = "pwritev", SetLastError = true)]
     private static partial nint pwritev(int fd, void* iov, int iovcnt, long offset);
 
+    [LibraryImport("libc", EntryPoint = "preadv2", SetLastError = true)]
+    private static partial nint preadv2(int fd, void* iov, int iovcnt, long offset, int flags);
+
+    private const int RWF_NOWAIT = 0x08;
+
+    /// <summary>
+    /// Whether the file's filesystem can read without blocking (FMODE_NOWAIT): io_uring's test for
+    /// doing a read inline. Without it (tmpfs on 6.x) io_uring hands every request to an io-wq thread.
+    /// Reads at most 512 bytes at offset 0 into a private buffer; the image is not changed.
+    /// </summary>
+    public static bool SupportsNoWaitReads(int fd)
+    {
+        byte* buffer = stackalloc byte[512];
+        nint* iov = stackalloc nint[2] { (nint)buffer, 512 };
+        return preadv2(fd, iov, 1, 0, RWF_NOWAIT) >= 0 || Errno != EOPNOTSUPP;
+    }
+
     public const int FALLOC_FL_KEEP_SIZE = 0x01;
     public const int FALLOC_FL_PUNCH_HOLE = 0x02;
     public const int FALLOC_FL_ZERO_RANGE = 0x10;
