@@ -38,7 +38,7 @@ public sealed class NetWorkerTests
         await harness.StepAsync(() => Eventually.TrueAsync(() => !Processes.Alive(pid), "the worker exits"));
         await Eventually.TrueAsync(() => !ns.HasLink("vif23.0"), "the tap is gone");
         await Eventually.TrueAsync(() => sim.GoneAsync("/local/domain/0/backend/vif/23"), "backend/vif/23 removed");
-        Assert.Empty(harness.Supervisor.WorkerPids());
+        await Eventually.TrueAsync(() => harness.Supervisor.Snapshot().Guests.Count == 0, "the supervisor forgot the guest");
     }
 
     private static long TapReceivedPackets(NetNamespace ns, string tap)
