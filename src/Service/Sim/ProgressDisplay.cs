@@ -11,6 +11,18 @@ internal sealed class ProgressDisplay(TextWriter output, bool inPlace)
     public static bool TerminalAttached =>
         !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") is not (null or "" or "dumb");
 
+    private static int Width()
+    {
+        try
+        {
+            return Console.WindowWidth > 10 ? Console.WindowWidth : int.MaxValue;
+        }
+        catch (IOException)
+        {
+            return int.MaxValue;
+        }
+    }
+
     public void Show(IReadOnlyList<string> lines)
     {
         if (!inPlace)
@@ -21,7 +33,9 @@ internal sealed class ProgressDisplay(TextWriter output, bool inPlace)
         }
         var text = new System.Text.StringBuilder();
         if (_drawn > 0) text.Append("\x1b[").Append(_drawn).Append('A');
-        foreach (string line in lines) text.Append('\r').Append(line).Append("\x1b[K\n");
+        // A wrapped line would break the cursor-up arithmetic: cut to the terminal's width.
+        int width = Width();
+        foreach (string line in lines) text.Append('\r').Append(line.Length < width ? line : line[..(width - 1)]).Append("\x1b[K\n");
         output.Write(text.ToString());
         output.Flush();
         _drawn = lines.Count;

@@ -78,10 +78,10 @@ internal sealed class SimRun(SimMachine machine, TextWriter output, TextWriter e
             var current = (Time: now, diskLoad.Reads, diskLoad.Writes, diskLoad.Bytes, Tx: netLoad?.TxVerified ?? 0, Rx: netLoad?.RxVerified ?? 0);
             var lines = new List<string>
             {
-                $"{now,5:0.0}s  vbd xvda  {N((current.Reads - last.Reads + current.Writes - last.Writes) / dt),8} IOPS (r {N((current.Reads - last.Reads) / dt)}, w {N((current.Writes - last.Writes) / dt)})  {Mb((current.Bytes - last.Bytes) / dt),7} MB/s  verified {N(diskLoad.VerifiedBlocks)} blocks, {diskLoad.Mismatches} bad",
+                $"{now,5:0.0}s  xvda {N((current.Reads - last.Reads + current.Writes - last.Writes) / dt),7} IOPS (r {N((current.Reads - last.Reads) / dt)} w {N((current.Writes - last.Writes) / dt)}) {Mb((current.Bytes - last.Bytes) / dt),6} MB/s  ok {N(diskLoad.VerifiedBlocks)} bad {diskLoad.Mismatches}",
             };
             if (netLoad is not null)
-                lines.Add($"        vif {TapName}  tx {N((current.Tx - last.Tx) / dt),7} pkt/s  rx {N((current.Rx - last.Rx) / dt),7} pkt/s  corrupt {netLoad.Corrupt}");
+                lines.Add($"        {TapName}  tx {N((current.Tx - last.Tx) / dt),7} pkt/s  rx {N((current.Rx - last.Rx) / dt),7} pkt/s  corrupt {netLoad.Corrupt}");
             display.Show(lines);
             last = current;
         }
