@@ -187,9 +187,10 @@ public sealed unsafe class IoUringEngine : IIoEngine
         }
         Volatile.Write(ref *_cqHead, head);
         _inFlightRing -= n;
-        bool ringHasMore = head != Volatile.Read(ref *_cqTail);
         n += _sidecar.Reap(completions[n..]);
-        if (ringHasMore || _sidecar.HasCompletions) Syscall.SignalEventFd(_eventFd);
+        // Whatever either source still holds (the caller's span was full, or it arrived after we
+        // looked) must keep the eventfd readable, or the owner sleeps on work that is done.
+        if (head != Volatile.Read(ref *_cqTail) || _sidecar.HasCompletions) Syscall.SignalEventFd(_eventFd);
         return n;
     }
 

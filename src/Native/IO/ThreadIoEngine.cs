@@ -69,7 +69,10 @@ public sealed class ThreadIoEngine : IIoEngine
 
     public int Reap(Span<IoCompletion> completions)
     {
-        Syscall.DrainEventFd(CompletionFd);
+        // With a shared eventfd the owner drains it, once, before reaping every source: a second
+        // drain here could swallow the wakeup for a completion the owner has not reaped yet.
+        if (_ownsEventFd)
+            Syscall.DrainEventFd(CompletionFd);
         int n = 0;
         lock (_gate)
         {
@@ -81,7 +84,7 @@ public sealed class ThreadIoEngine : IIoEngine
             }
         }
         _inFlight -= n;
-        if (n > 0 && _completedCount > 0)
+        if (_ownsEventFd && n > 0 && HasCompletions)
             Syscall.SignalEventFd(CompletionFd); // more left than the caller took: stay readable
         return n;
     }

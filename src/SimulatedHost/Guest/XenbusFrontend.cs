@@ -131,7 +131,6 @@ public abstract class XenbusFrontend : IGuestDriver, IAsyncDisposable
         Pulse();
     }
 
-    /// <summary>Waits until <paramref name="condition"/> holds (re-checked after every transition); fails on a fault or timeout.</summary>
     /// <summary>
     /// Linux's xenbus_reset_state: a frontend starting over (reboot, kexec, driver reload) while its
     /// backend still holds the old connection first walks the backend through Closing and Closed, so
@@ -153,6 +152,12 @@ public abstract class XenbusFrontend : IGuestDriver, IAsyncDisposable
         await WaitUntilAsync(() => BackendState == XenbusState.Closed, timeout, "backend closed").ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Waits until <paramref name="condition"/> holds (re-checked after every transition); fails on a fault or timeout.
+    /// The condition is evaluated under the transition lock: a transition updates several fields one after
+    /// another (a resize sets Sectors, then ResizeCount), and a check from another thread must see all of
+    /// them or none. Callers must not hold the lock themselves.
+    /// </summary>
     public async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what)
     {
         using var cts = new CancellationTokenSource(timeout);
@@ -163,10 +168,20 @@ public abstract class XenbusFrontend : IGuestDriver, IAsyncDisposable
                 signal = _changed.Task;
             if (Fault is { } fault)
                 throw new InvalidOperationException($"{NodeName}: {what}: the frontend failed", fault);
-            if (condition())
-                return;
             try
             {
+                await _gate.WaitAsync(cts.Token).ConfigureAwait(false);
+                bool holds;
+                try
+                {
+                    holds = condition();
+                }
+                finally
+                {
+                    _gate.Release();
+                }
+                if (holds)
+                    return;
                 await signal.WaitAsync(cts.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)

@@ -73,6 +73,11 @@ public sealed class DetachDestroyTests
         await using var netfront = await SimulatedNetfront.AttachAsync(guest, nic.DevId);
         await blkfront.WaitConnectedAsync(Bound);
         await netfront.WaitConnectedAsync(Bound);
+        // The test destroys a guest whose devices are fully up. Netfront is Connected before netback has
+        // even mapped its rings (netback connects on frontend Connected, after hotplug-status), and the
+        // halt below revokes the guest's grants: without this wait netback's ring mapping can land after
+        // the halt and fail. (Blkfront only goes Connected after blkback did, so it needs no such wait.)
+        await net.WaitConnectedAsync(Bound);
 
         await using var xs = await h.ConnectDom0Async();
         await xs.WatchAsync("@releaseDomain", "release");

@@ -37,6 +37,11 @@ public sealed class TestBlkback : IAsyncDisposable
     private readonly TestBlkbackConfig _config;
     private readonly ushort _domid;
     private readonly CancellationTokenSource _stop = new();
+    // Linux runs every xenbus callback of a backend on the one xenwatch thread, so a backend closing on
+    // its own and the frontend-state handler never interleave. Here CloseAsync runs on the test's thread
+    // and the handler on the watch loop: without this lock the handler could read _state mid-close
+    // (Closing) with a stale frontend Connected and map the rings again while the frontend frees them.
+    private readonly SemaphoreSlim _transition = new(1, 1);
     private readonly List<(BackRing Ring, SharedMemory Map, uint Port)> _queues = [];
     private readonly Lock _lock = new();
     private Task _stateLoop = Task.CompletedTask;
@@ -99,9 +104,17 @@ public sealed class TestBlkback : IAsyncDisposable
     /// <summary>The backend closes on its own (unbind, driver unload): Closing, then Closed.</summary>
     public async Task CloseAsync()
     {
-        Disconnect();
-        await SetStateAsync(XenbusState.Closing);
-        await SetStateAsync(XenbusState.Closed);
+        await _transition.WaitAsync();
+        try
+        {
+            Disconnect();
+            await SetStateAsync(XenbusState.Closing);
+            await SetStateAsync(XenbusState.Closed);
+        }
+        finally
+        {
+            _transition.Release();
+        }
     }
 
     private async Task FollowFrontendAsync()
@@ -112,23 +125,32 @@ public sealed class TestBlkback : IAsyncDisposable
             while (true)
             {
                 await watch.WaitAsync(_stop.Token);
-                var fe = XenbusStates.Parse(await _xs.TryReadStringAsync(FrontendPath + "/state", _stop.Token));
-                switch (fe)
+                // The frontend state is read under the lock, so it is judged against a settled _state.
+                await _transition.WaitAsync(_stop.Token);
+                try
                 {
-                    case XenbusState.Initialised or XenbusState.Connected when _state != XenbusState.Connected && _state != XenbusState.Closed:
-                        await ConnectAsync(fe);
-                        break;
-                    case XenbusState.Closing when _state is not XenbusState.Closed:
-                        Disconnect();
-                        await SetStateAsync(XenbusState.Closing);
-                        break;
-                    case XenbusState.Closed or XenbusState.Unknown when _state is not XenbusState.Closed:
-                        Disconnect();
-                        await SetStateAsync(XenbusState.Closed);
-                        break;
-                    case XenbusState.Initialising when _state == XenbusState.Closed:
-                        await SetStateAsync(XenbusState.InitWait);
-                        break;
+                    var fe = XenbusStates.Parse(await _xs.TryReadStringAsync(FrontendPath + "/state", _stop.Token));
+                    switch (fe)
+                    {
+                        case XenbusState.Initialised or XenbusState.Connected when _state != XenbusState.Connected && _state != XenbusState.Closed:
+                            await ConnectAsync(fe);
+                            break;
+                        case XenbusState.Closing when _state is not XenbusState.Closed:
+                            Disconnect();
+                            await SetStateAsync(XenbusState.Closing);
+                            break;
+                        case XenbusState.Closed or XenbusState.Unknown when _state is not XenbusState.Closed:
+                            Disconnect();
+                            await SetStateAsync(XenbusState.Closed);
+                            break;
+                        case XenbusState.Initialising when _state == XenbusState.Closed:
+                            await SetStateAsync(XenbusState.InitWait);
+                            break;
+                    }
+                }
+                finally
+                {
+                    _transition.Release();
                 }
             }
         }
@@ -306,6 +328,7 @@ public sealed class TestBlkback : IAsyncDisposable
         Disconnect();
         _events.Dispose();
         _mapper.Dispose();
+        _transition.Dispose();
         await _router.DisposeAsync();
         await _xs.DisposeAsync();
     }

@@ -32,11 +32,17 @@ public sealed class TestNetback : IAsyncDisposable
     private readonly TestNetbackConfig _config;
     private readonly ushort _domid;
     private readonly CancellationTokenSource _stop = new();
+    // Linux runs every xenbus callback of a backend on the one xenwatch thread, so a backend closing on
+    // its own and the frontend-state handler never interleave. Here CloseAsync runs on the test's thread
+    // and the handler on the watch loop: without this lock the handler could read _state mid-close
+    // (Closing) with a stale frontend Connected and map the rings again while the frontend frees them.
+    private readonly SemaphoreSlim _transition = new(1, 1);
     private readonly Lock _lock = new();
     private readonly List<Queue> _queues = [];
     private Task _stateLoop = Task.CompletedTask;
     private Task _eventLoop = Task.CompletedTask;
     private XenbusState _state = XenbusState.Initialising;
+    private readonly TaskCompletionSource _firstConnect = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private TestNetback(XenStoreClient xs, SimulatedXenHost host, ushort domid, string backendPath, TestNetbackConfig config)
     {
@@ -57,6 +63,12 @@ public sealed class TestNetback : IAsyncDisposable
     public string? HotplugStatusAtConnected { get; private set; }
     public int Connects { get; private set; }
     public Exception? Fault { get; private set; }
+
+    /// <summary>
+    /// Completes once this backend has mapped the rings and written Connected. Netfront goes Connected
+    /// before netback does (on InitWait, as Linux), so a frontend's Connected says nothing about the backend.
+    /// </summary>
+    public Task WaitConnectedAsync(TimeSpan timeout) => _firstConnect.Task.WaitAsync(timeout);
 
     public static async Task<TestNetback> StartAsync(SimulatedHostHarness h, ushort domid, int devid, TestNetbackConfig? config = null)
     {
@@ -91,9 +103,17 @@ public sealed class TestNetback : IAsyncDisposable
 
     public async Task CloseAsync()
     {
-        Disconnect();
-        await SetStateAsync(XenbusState.Closing);
-        await SetStateAsync(XenbusState.Closed);
+        await _transition.WaitAsync();
+        try
+        {
+            Disconnect();
+            await SetStateAsync(XenbusState.Closing);
+            await SetStateAsync(XenbusState.Closed);
+        }
+        finally
+        {
+            _transition.Release();
+        }
     }
 
     private async Task FollowFrontendAsync()
@@ -104,23 +124,32 @@ public sealed class TestNetback : IAsyncDisposable
             while (true)
             {
                 await watch.WaitAsync(_stop.Token);
-                var fe = XenbusStates.Parse(await _xs.TryReadStringAsync(FrontendPath + "/state", _stop.Token));
-                switch (fe)
+                // The frontend state is read under the lock, so it is judged against a settled _state.
+                await _transition.WaitAsync(_stop.Token);
+                try
                 {
-                    case XenbusState.Connected when _state == XenbusState.InitWait:
-                        await ConnectAsync(fe);
-                        break;
-                    case XenbusState.Closing when _state is not XenbusState.Closed:
-                        Disconnect();
-                        await SetStateAsync(XenbusState.Closing);
-                        break;
-                    case XenbusState.Closed or XenbusState.Unknown when _state is not XenbusState.Closed:
-                        Disconnect();
-                        await SetStateAsync(XenbusState.Closed);
-                        break;
-                    case XenbusState.Initialising when _state == XenbusState.Closed:
-                        await SetStateAsync(XenbusState.InitWait);
-                        break;
+                    var fe = XenbusStates.Parse(await _xs.TryReadStringAsync(FrontendPath + "/state", _stop.Token));
+                    switch (fe)
+                    {
+                        case XenbusState.Connected when _state == XenbusState.InitWait:
+                            await ConnectAsync(fe);
+                            break;
+                        case XenbusState.Closing when _state is not XenbusState.Closed:
+                            Disconnect();
+                            await SetStateAsync(XenbusState.Closing);
+                            break;
+                        case XenbusState.Closed or XenbusState.Unknown when _state is not XenbusState.Closed:
+                            Disconnect();
+                            await SetStateAsync(XenbusState.Closed);
+                            break;
+                        case XenbusState.Initialising when _state == XenbusState.Closed:
+                            await SetStateAsync(XenbusState.InitWait);
+                            break;
+                    }
+                }
+                finally
+                {
+                    _transition.Release();
                 }
             }
         }
@@ -130,6 +159,7 @@ public sealed class TestNetback : IAsyncDisposable
         catch (Exception e)
         {
             Fault = e;
+            _firstConnect.TrySetException(e);
         }
     }
 
@@ -171,6 +201,7 @@ public sealed class TestNetback : IAsyncDisposable
         }
         Connects++;
         await SetStateAsync(XenbusState.Connected);
+        _firstConnect.TrySetResult();
         lock (_lock)
             foreach (var q in _queues)
                 Pump(q);
@@ -305,6 +336,7 @@ public sealed class TestNetback : IAsyncDisposable
         Disconnect();
         _events.Dispose();
         _mapper.Dispose();
+        _transition.Dispose();
         await _router.DisposeAsync();
         await _xs.DisposeAsync();
     }

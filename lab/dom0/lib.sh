@@ -1,0 +1,106 @@
+# Helpers for scenarios running inside dom0 (sourced by /init and before every scenario).
+# Output goes to dom0's console, which is the emulated machine's serial port, which lab/run
+# reads: "LAB-RESULT: key value..." lines are collected as figures, "LAB-FAIL: why" explains a
+# failure, "LAB-NOTE: ..." is progress shown live.
+# shellcheck shell=bash
+
+LAB_DOM0_IP=169.254.0.1
+LAB_GUEST_IP=169.254.0.2
+LAB_GUEST_KERNEL=/lab/guest/vmlinuz
+LAB_GUEST_RAMDISK=/run/lab/guest.cpio
+LAB_PAYLOAD=/opt/payload
+LAB_CONSOLE_DIR=/var/log/xen/console
+
+lab_result() { echo "LAB-RESULT: $*"; }
+lab_note() { echo "LAB-NOTE: $*"; }
+lab_fail() { echo "LAB-FAIL: $*"; exit 1; }
+
+# lab_wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND once a second until it succeeds;
+# returns 1 (after saying what it waited for) when the time is up.
+lab_wait_for() {
+  local secs=$1 what=$2; shift 2
+  local end=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$end" ]; then echo "LAB-FAIL: timed out after ${secs}s waiting for $what"; return 1; fi
+    sleep 1
+  done
+}
+
+# lab_guest_cfg NAME GUEST_SCRIPT DISKSPEC VIFSPEC [lab.key=value ...]
+# Writes an xl config for a PV guest running the lab kernel and initramfs and prints its path.
+# GUEST_SCRIPT names /lab/scenarios/GUEST_SCRIPT.guest.sh inside the guest. DISKSPEC and
+# VIFSPEC are one xl disk / vif spec each, or "" for none. The lab.* words reach the guest's
+# script as LAB_* environment variables (lab.size_mb=8 -> LAB_SIZE_MB=8).
+lab_guest_cfg() {
+  local name=$1 script=$2 disk=$3 vif=$4; shift 4
+  local cfg=/run/lab/$name.cfg
+  {
+    echo "name = \"$name\""
+    echo 'type = "pv"'
+    echo "kernel = \"$LAB_GUEST_KERNEL\""
+    echo "ramdisk = \"$LAB_GUEST_RAMDISK\""
+    echo "extra = \"console=hvc0 quiet lab.guest=$script $*\""
+    echo 'memory = 512'
+    echo 'vcpus = 1'
+    echo 'on_crash = "preserve"'
+    [ -z "$disk" ] || echo "disk = [ '$disk' ]"
+    [ -z "$vif" ] || echo "vif = [ '$vif' ]"
+  } > "$cfg"
+  echo "$cfg"
+}
+
+# lab_create_guest CFG: xl create, bounded (libxl's own waits add up to ~50 s at worst).
+lab_create_guest() {
+  local cfg=$1 log=/run/lab/$(basename "$1" .cfg).create.log
+  if ! timeout 120 xl create "$cfg" > "$log" 2>&1; then
+    sed 's/^/LAB-DIAG: xl create: /' "$log"
+    lab_fail "xl create $cfg failed"
+  fi
+}
+
+lab_domid() { xl domid "$1" 2>/dev/null; }
+lab_console_log() { echo "$LAB_CONSOLE_DIR/guest-$1.log"; }
+
+# lab_wait_console NAME REGEX SECONDS: waits for a line in the guest's console log; fails
+# early if the guest is gone, and shows the log's tail either way.
+lab_wait_console() {
+  local name=$1 re=$2 secs=$3 log; log=$(lab_console_log "$1")
+  local end=$((SECONDS + secs))
+  until grep -aqE "$re" "$log" 2>/dev/null; do
+    if ! lab_domid "$name" >/dev/null; then
+      grep -aqE "$re" "$log" 2>/dev/null && return 0
+      lab_tail_console "$name"; lab_fail "guest $name ended before printing /$re/"
+    fi
+    if [ "$SECONDS" -ge "$end" ]; then
+      lab_tail_console "$name"; lab_fail "guest $name did not print /$re/ within ${secs}s"
+    fi
+    sleep 1
+  done
+}
+
+lab_tail_console() { tail -n 40 "$(lab_console_log "$1")" 2>/dev/null | tr -d '\r' | sed "s/^/LAB-DIAG: guest $1: /"; }
+
+# lab_guest_relay NAME: re-emits the guest's LAB-RESULT lines on dom0's console (the only
+# channel back to the host), so they are collected with dom0's own.
+lab_guest_relay() { grep -a 'LAB-RESULT:' "$(lab_console_log "$1")" | tr -d '\r' | sed 's/.*LAB-RESULT:/LAB-RESULT:/'; }
+
+# lab_guest_verdict NAME: PASS or FAIL as printed by the guest's /init (empty if none yet).
+lab_guest_verdict() {
+  grep -a 'LAB-GUEST-VERDICT:' "$(lab_console_log "$1")" 2>/dev/null | tr -d '\r' | tail -n1 | awk '{print $NF}'
+}
+
+lab_destroy_guest() { timeout 60 xl destroy "$1" >/dev/null 2>&1 || true; }
+
+# What a failing run prints so the host log alone explains it.
+lab_diagnostics() {
+  local f
+  for f in "$LAB_CONSOLE_DIR"/guest-*.log; do
+    [ -f "$f" ] || continue
+    tail -n 30 "$f" | tr -d '\r' | sed "s|^|LAB-DIAG: $(basename "$f"): |"
+  done
+  for f in /var/log/xen/xl-*.log; do
+    [ -f "$f" ] && tail -n 20 "$f" | sed "s|^|LAB-DIAG: $(basename "$f"): |"
+  done
+  xl list 2>&1 | sed 's/^/LAB-DIAG: xl list: /'
+  dmesg | tail -n 20 | sed 's/^/LAB-DIAG: dmesg: /'
+}

@@ -1,0 +1,58 @@
+#!/bin/bash
+# Boots Xen + dom0 under QEMU (software CPU emulation, no network: -nic none) and follows the
+# serial console until dom0 prints its verdict. Every stage has its own deadline, so a hung
+# boot ends with a message naming the stage and the tail of the console log.
+# Usage: boot.sh IMAGES_DIR DOM0_CPIO CONSOLE_LOG SCENARIO_TIMEOUT
+# Exit: 0 when the console shows "LAB-VERDICT: ..." (PASS or FAIL: run decides), 2 otherwise.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+img=$1 cpio=$2 log=$3 scen_timeout=$4
+case "$img$cpio" in *,*) lab_die "paths must not contain ',' (QEMU's -initrd list separator)";; esac
+
+# Without smap/smep/pku/la57 dom0 crashes at its first instructions under TCG's "max" CPU.
+qemu_cmd=(qemu-system-x86_64 -machine q35 -cpu max,-smap,-smep,-pku,-la57 -m 3072 -smp 2
+  -nographic -no-reboot -nic none
+  -kernel "$img/xen"
+  -append "console=com1 dom0_mem=2048M,max:2048M loglvl=all guest_loglvl=all noreboot"
+  -initrd "$img/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init,$cpio")
+: > "$log"
+"${qemu_cmd[@]}" < /dev/null > "$log" 2>&1 9>&- &
+qemu=$!
+# Progress lines from the scenario, shown live.
+# --pid: tail ends with QEMU (killing the pipeline's last PID would leave tail running);
+# 9>&-: it must not inherit lab/run's host-wide lock.
+{ tail -n +1 -F --pid="$qemu" "$log" 2>/dev/null | grep -a --line-buffered -E 'LAB-(NOTE|FAIL|VERDICT|DOM0)' | sed -u 's/\r//' >&2; } 9>&- &
+follower=$!
+cleanup() {
+  kill "$qemu" 2>/dev/null || true
+  kill "$follower" 2>/dev/null || true
+  wait "$qemu" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# stage NAME REGEX SECONDS: waits for REGEX in the console log; gives up with diagnostics.
+stage() {
+  local name=$1 re=$2 secs=$3 end=$((SECONDS + $3))
+  until grep -aqE "$re" "$log"; do
+    if ! kill -0 "$qemu" 2>/dev/null; then
+      sleep 1; grep -aqE "$re" "$log" && return 0
+      lab_log "QEMU exited while waiting for: $name"; tail -n 40 "$log" | tr -d '\r' >&2; exit 2
+    fi
+    if [ "$SECONDS" -ge "$end" ]; then
+      lab_log "TIMEOUT after ${secs}s waiting for: $name. Console tail:"
+      tail -n 40 "$log" | tr -d '\r' >&2; exit 2
+    fi
+    sleep 1
+  done
+  lab_log "reached: $name (${SECONDS}s)"
+}
+SECONDS=0
+# Deadlines are generous for 2 shared cores under TCG; measured times are ~5x smaller.
+stage "Xen hypervisor banner" '\(XEN\) Xen version' "${LAB_XEN_TIMEOUT:-60}"
+stage "dom0 /init started" 'LAB-DOM0: init started' "${LAB_DOM0_TIMEOUT:-240}"
+stage "dom0 toolstack ready" 'LAB-DOM0: ready|LAB-FAIL' "${LAB_READY_TIMEOUT:-180}"
+# dom0 bounds the scenario itself; the extra minute covers its diagnostics and shutdown.
+stage "scenario verdict" 'LAB-VERDICT: (PASS|FAIL)' $((scen_timeout + 60))
+
+# dom0 powers the machine off after the verdict; give QEMU a bounded moment to exit.
+for _ in $(seq 30); do kill -0 "$qemu" 2>/dev/null || break; sleep 1; done
