@@ -43,4 +43,9 @@ sim.SetAction((result, ct) => XenBackends.Service.Sim.SimCommand.RunAsync(
     result.GetValue(secondsOption), result.GetValue(depthOption), result.GetValue(logOption), Console.Out, Console.Error, ct));
 
 var root = new RootCommand("User-space Xen block and network backends for dom0") { serve, worker, status, sim };
-return await root.Parse(args).InvokeAsync();
+var parsed = root.Parse(args);
+// Ctrl+C during `sim` must still destroy the guest and remove its image and tap: give the teardown
+// time instead of System.CommandLine's default 2 s. Other commands keep the default.
+var invocation = new InvocationConfiguration();
+if (parsed.CommandResult.Command == sim) invocation.ProcessTerminationTimeout = TimeSpan.FromSeconds(60);
+return await parsed.InvokeAsync(invocation);

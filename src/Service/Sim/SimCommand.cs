@@ -6,12 +6,15 @@ namespace XenBackends.Service.Sim;
 /// <summary>
 /// `sim`: the service on a simulated Xen host, with a guest that drives a disk and a NIC through it
 /// for a bounded time, live figures, a verified summary and a clean teardown. Exit 0 when every byte
-/// read back was what was written, 1 when verification failed, 3 when the demo could not be set up.
+/// read back was what was written; 1 when verification failed or teardown left something behind;
+/// 3 when the demo could not be set up or run; 130 when interrupted before the traffic started
+/// (interrupted during the traffic, it stops early and summarises what ran).
 /// </summary>
 internal static class SimCommand
 {
     public const int ExitVerificationFailed = 1;
     public const int ExitSetupFailed = 3;
+    public const int ExitInterrupted = 130;
     public static async Task<int> RunAsync(int seconds, int queueDepth, bool showLog, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         var log = new MemoryLog(showLog ? error : null);
@@ -24,7 +27,7 @@ internal static class SimCommand
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            return Fail(error, log, "could not start the simulated host and the service: " + e.Message);
+            return Fail(error, log, "could not start the simulated host and the service: " + e.Message, ExitSetupFailed);
         }
         var run = new SimRun(machine, output, error);
         int exit;
@@ -32,22 +35,30 @@ internal static class SimCommand
         {
             exit = await run.ExecuteAsync(seconds, queueDepth, clock, cancellationToken).ConfigureAwait(false);
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            error.WriteLine("xen-backends sim: interrupted before the traffic started; tearing down");
+            exit = ExitInterrupted;
+        }
         catch (Exception e)
         {
-            exit = Fail(error, log, "the demo failed: " + e.Message);
+            exit = Fail(error, log, "the demo failed: " + e.Message, ExitSetupFailed);
         }
-        string teardown = await run.TeardownAsync().ConfigureAwait(false);
+        var teardown = await run.TeardownAsync().ConfigureAwait(false);
         string dir = machine.Dir;
         await machine.DisposeAsync().ConfigureAwait(false);
-        string tapLeft = run.TapName is { } tap && Directory.Exists($"/sys/class/net/{tap}") ? $", TAP {tap} STILL PRESENT" : run.TapName is null ? "" : $", tap {run.TapName} gone";
-        output.WriteLine($"  teardown: {teardown}{tapLeft}, temp dir {(Directory.Exists(dir) ? "STILL PRESENT" : "removed")}");
-        if (exit == 0 && (tapLeft.Contains("STILL", StringComparison.Ordinal) || Directory.Exists(dir) || !teardown.StartsWith("guest destroyed", StringComparison.Ordinal)))
-            exit = Fail(error, log, "teardown left something behind");
+        bool tapLeft = run.TapName is { } tap && Directory.Exists($"/sys/class/net/{tap}");
+        bool dirLeft = Directory.Exists(dir);
+        output.WriteLine($"  teardown: {teardown.Description}" +
+            (run.TapName is null ? "" : tapLeft ? $", TAP {run.TapName} STILL PRESENT" : $", tap {run.TapName} gone") +
+            (dirLeft ? $", temp dir {dir} STILL PRESENT" : ", temp dir removed"));
+        if (exit == 0 && (!teardown.Clean || tapLeft || dirLeft))
+            exit = Fail(error, log, "teardown left something behind", ExitVerificationFailed);
         output.WriteLine(exit == 0 ? "RESULT: OK" : "RESULT: FAILED");
         return exit;
     }
 
-    private static int Fail(TextWriter error, MemoryLog log, string message)
+    private static int Fail(TextWriter error, MemoryLog log, string message, int exit)
     {
         error.WriteLine("xen-backends sim: " + message);
         var tail = log.Lines.TakeLast(40).ToList();
@@ -56,7 +67,7 @@ internal static class SimCommand
             error.WriteLine("last service log lines:");
             foreach (string line in tail) error.WriteLine("  " + line);
         }
-        return message.StartsWith("could not start", StringComparison.Ordinal) ? ExitSetupFailed : ExitVerificationFailed;
+        return exit;
     }
 
     /// <summary>A domid whose tap name is free, so two demos (or a demo and a test) never fight over vif&lt;domid&gt;.0.</summary>

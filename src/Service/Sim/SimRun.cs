@@ -87,10 +87,13 @@ internal sealed class SimRun(SimMachine machine, TextWriter output, TextWriter e
         }
         await work.ConfigureAwait(false);
         double elapsed = started.Elapsed.TotalSeconds;
-        return await SummaryAsync(diskLoad, netLoad, elapsed, queueDepth, cancellationToken).ConfigureAwait(false);
+        if (cancellationToken.IsCancellationRequested)
+            output.WriteLine("interrupted: stopping early");
+        // Interrupted or not, what ran is summarised and verified.
+        return await SummaryAsync(diskLoad, netLoad, elapsed, CancellationToken.None).ConfigureAwait(false);
     }
 
-    private async Task<int> SummaryAsync(DiskWorkload disk, NetWorkload? net, double elapsed, int queueDepth, CancellationToken cancellationToken)
+    private async Task<int> SummaryAsync(DiskWorkload disk, NetWorkload? net, double elapsed, CancellationToken cancellationToken)
     {
         // The worker reports counters once a second; wait for a report that includes the last requests.
         GuestStatus? status = null;
@@ -135,32 +138,51 @@ internal sealed class SimRun(SimMachine machine, TextWriter output, TextWriter e
         }
     }
 
-    /// <summary>xl destroy, then waits (bounded) for the supervisor to stop the worker and forget the guest.</summary>
-    public async Task<string> TeardownAsync()
+    /// <summary>xl destroy, then waits (bounded) for the supervisor to stop the worker, forget the guest and lose its backend nodes.</summary>
+    public async Task<(bool Clean, string Description)> TeardownAsync()
     {
         _tap?.Dispose();
-        if (!_created) return "no guest was created";
+        if (!_created) return (true, "no guest was created");
         try
         {
             await machine.Toolstack.DestroyDomainAsync(_domid).ConfigureAwait(false);
         }
         catch (Exception e)
         {
-            return "destroying the guest FAILED: " + e.Message;
+            return (false, "destroying the guest FAILED: " + e.Message);
         }
         if (_disk is not null) await _disk.DisposeAsync().ConfigureAwait(false);
         if (_nic is not null) await _nic.DisposeAsync().ConfigureAwait(false);
         var deadline = DateTime.UtcNow.AddSeconds(20);
+        bool workerGone = false, forgotten = false, nodesGone = false;
         while (DateTime.UtcNow < deadline)
         {
-            bool workerGone = _workerPid is not { } pid || !Directory.Exists($"/proc/{pid}");
-            var status = await GuestStatusAsync(CancellationToken.None).ConfigureAwait(false);
-            bool forgotten = status is null;
-            string? node = await machine.Toolstack.Dom0.TryReadStringAsync($"/local/domain/0/backend/vbd/{_domid}/51712/state").ConfigureAwait(false);
-            if (workerGone && forgotten && node is null)
-                return $"guest destroyed, worker{(_workerPid is null ? "" : $" pid {_workerPid}")} exited, backend nodes removed";
+            workerGone = _workerPid is not { } pid || !Directory.Exists($"/proc/{pid}");
+            forgotten = await GuestStatusAsync(CancellationToken.None).ConfigureAwait(false) is null;
+            nodesGone = await GoneAsync($"/local/domain/0/backend/vbd/{_domid}").ConfigureAwait(false)
+                && await GoneAsync($"/local/domain/0/backend/vif/{_domid}").ConfigureAwait(false);
+            if (workerGone && forgotten && nodesGone)
+                return (true, $"guest destroyed, worker{(_workerPid is null ? "" : $" pid {_workerPid}")} exited, backend nodes removed");
             await Task.Delay(100).ConfigureAwait(false);
         }
-        return "guest destroyed but the worker or its backend nodes were STILL PRESENT after 20 s";
+        return (false, "guest destroyed, but after 20 s " + string.Join(", ", new[]
+        {
+            workerGone ? null : $"worker pid {_workerPid} STILL RUNNING",
+            forgotten ? null : "the supervisor STILL LISTS the guest",
+            nodesGone ? null : "backend nodes STILL PRESENT",
+        }.Where(p => p is not null)));
+    }
+
+    private async Task<bool> GoneAsync(string path)
+    {
+        try
+        {
+            await machine.Toolstack.Dom0.DirectoryAsync(path).ConfigureAwait(false);
+            return false;
+        }
+        catch (XenStore.XenStoreErrorException e) when (e.ErrnoName == XenStore.XsErrno.ENOENT)
+        {
+            return true;
+        }
     }
 }
