@@ -99,7 +99,14 @@ public sealed class FaultTests
             if (error is null) await Task.Delay(10);
         }
         Assert.Contains("req_prod", error, StringComparison.Ordinal);
-        Assert.Equal("5", await h.ReadBackendAsync("state"));
+        // xenbus_dev_fatal order: the error node first, then Closing.
+        string? state = null;
+        while (state != "5" && DateTime.UtcNow < deadline)
+        {
+            state = await h.ReadBackendAsync("state");
+            if (state != "5") await Task.Delay(10);
+        }
+        Assert.Equal("5", state);
         Assert.Equal(0u, ring.Raw.RspProd);
         Assert.True(before.AsSpan().SequenceEqual(h.ReadImage()));
         // Teardown still completes: the halted worker stops and releases its ring.

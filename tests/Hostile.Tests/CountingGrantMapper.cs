@@ -1,0 +1,31 @@
+using XenBackends.Native;
+
+namespace XenBackends.Hostile.Tests;
+
+/// <summary>
+/// Wraps the simulated mapper to count maps: the XSA-229 argument (grant copy never maps a data
+/// page) becomes a count that must stay at the number of ring mappings.
+/// </summary>
+internal sealed class CountingGrantMapper(IGrantMapper inner) : IGrantMapper
+{
+    private int _maps;
+    private long _copied;
+
+    public int Maps => Volatile.Read(ref _maps);
+
+    public long CopySegments => Interlocked.Read(ref _copied);
+
+    public SharedMemory Map(ushort domid, ReadOnlySpan<uint> refs, bool writable)
+    {
+        Interlocked.Increment(ref _maps);
+        return inner.Map(domid, refs, writable);
+    }
+
+    public void Copy(Span<GrantCopySegment> segments)
+    {
+        Interlocked.Add(ref _copied, segments.Length);
+        inner.Copy(segments);
+    }
+
+    public void Dispose() => inner.Dispose();
+}
