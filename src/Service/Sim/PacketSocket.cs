@@ -24,6 +24,8 @@ internal sealed class PacketSocket : IDisposable
         var socket = new Socket(AddressFamily.Packet, SocketType.Raw, (ProtocolType)BinaryPrimitives.ReverseEndianness(EthPAll));
         try
         {
+            // Guest TX outruns one reader thread in bursts; a larger buffer keeps those frames from being dropped here.
+            socket.ReceiveBufferSize = 8 << 20;
             socket.Bind(new LinkLayerEndPoint(ifindex, EthPAll));
             return new PacketSocket(socket);
         }
