@@ -50,6 +50,12 @@ public sealed record BlockBackendOptions
     /// </summary>
     public int? SectorSizeOverride { get; init; }
 
+    /// <summary>
+    /// The disk's QoS limiter, shared by all its queues; null is unlimited. Stateful: give each device
+    /// its own options (a <c>with</c> copy shares the limiter, and so the budget).
+    /// </summary>
+    public IoRateLimiter? RateLimiter { get; init; }
+
     /// <summary>Replaces each queue's I/O engine (test doubles: a hung image, a filesystem without discard).</summary>
     internal Func<int, IIoEngine>? IoEngineFactory { get; init; }
 

@@ -77,6 +77,9 @@ public sealed class BlockQueue : IDisposable
     private readonly TimeSpan _drainTimeout;
     private readonly Action<BlockQueue, string> _fatal;
     private readonly Action<string> _withdrawFeature;
+    /// <summary>The disk's QoS (shared by its queues); null when unlimited.</summary>
+    private readonly IoRateLimiter? _limiter;
+    private long _throttledUntil;
     private readonly IIoEngine _io;
     /// <summary>Set for a null image: its completions are ready at once and never signal an fd.</summary>
     private readonly NullIoEngine? _nullIo;
@@ -139,6 +142,7 @@ public sealed class BlockQueue : IDisposable
         _drainTimeout = options.DrainTimeout;
         _fatal = fatal;
         _withdrawFeature = withdrawFeature;
+        _limiter = options.RateLimiter;
 
         int slots = checked((int)_ring.Size);
         _slots = new Slot[slots];
@@ -254,6 +258,8 @@ public sealed class BlockQueue : IDisposable
                     }
                     timeout = (int)Math.Min(left, 1000);
                 }
+                else if (_throttledUntil != 0)
+                    timeout = (int)Math.Max(1, (_throttledUntil - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency);
                 Volatile.Write(ref _idleAllocated, GC.GetAllocatedBytesForCurrentThread());
                 Volatile.Write(ref _idleResponses, _ring.RspProdPvt);
                 int n = _epoll.Wait(tokens, timeout);
@@ -322,6 +328,13 @@ public sealed class BlockQueue : IDisposable
                     _stats.CountOutOfResources();
                 break;
             }
+            // QoS: over the disk's rate the request stays on the ring; the wait above retries in time.
+            if (_limiter is not null && !_limiter.TryAdmit(out TimeSpan retryAfter))
+            {
+                _throttledUntil = Stopwatch.GetTimestamp() + (long)(retryAfter.TotalSeconds * Stopwatch.Frequency);
+                break;
+            }
+            _throttledUntil = 0;
             RingRead read = _ring.TryConsumeBlkifRequest(_abi, out BlkifRequest request);
             if (read == RingRead.Faulted)
             {
@@ -340,6 +353,7 @@ public sealed class BlockQueue : IDisposable
             consumed = true;
             int slot = _freeSlots[--_freeSlotCount];
             Accept(slot, in request);
+            _limiter?.Charge(_slots[slot].NrSectors * 512);
             // Nothing after a barrier may start before the barrier is on stable storage.
             if (_barrierSlot >= 0)
                 break;

@@ -30,5 +30,22 @@ status.Options.Add(jsonOption);
 status.SetAction((result, ct) => StatusCommand.RunAsync(
     result.GetValue(configOption), result.GetValue(socketOption), result.GetValue(jsonOption), Console.Out, Console.Error, ct));
 
-var root = new RootCommand("User-space Xen block and network backends for dom0") { serve, worker, status };
-return await root.Parse(args).InvokeAsync();
+var secondsOption = new Option<int>("--seconds") { Description = "How long the guest drives its devices", DefaultValueFactory = _ => 10 };
+var depthOption = new Option<int>("--queue-depth") { Description = "Random 4 KiB requests in flight", DefaultValueFactory = _ => 16 };
+var logOption = new Option<bool>("--log") { Description = "Print the service's log (supervisor and workers) on stderr as it happens" };
+var sim = new Command("sim", "Demo without Xen: a simulated host, the service and a guest driving a disk and a NIC through it");
+sim.Options.Add(secondsOption);
+sim.Options.Add(depthOption);
+sim.Options.Add(logOption);
+secondsOption.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 86400) r.AddError("--seconds must be 1..86400"); });
+depthOption.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 128) r.AddError("--queue-depth must be 1..128"); });
+sim.SetAction((result, ct) => XenBackends.Service.Sim.SimCommand.RunAsync(
+    result.GetValue(secondsOption), result.GetValue(depthOption), result.GetValue(logOption), Console.Out, Console.Error, ct));
+
+var root = new RootCommand("User-space Xen block and network backends for dom0") { serve, worker, status, sim };
+var parsed = root.Parse(args);
+// Ctrl+C during `sim` must still destroy the guest and remove its image and tap: give the teardown
+// time instead of System.CommandLine's default 2 s. Other commands keep the default.
+var invocation = new InvocationConfiguration();
+if (parsed.CommandResult.Command == sim) invocation.ProcessTerminationTimeout = TimeSpan.FromSeconds(60);
+return await parsed.InvokeAsync(invocation);

@@ -76,7 +76,10 @@ public class Xsa362365GrantMapErrorTests
                 var entry = rng.Next(3) switch
                 {
                     0 => new GrantEntry(GrantTableFlags.GTF_permit_access, SimulatedXenHost.Dom0, frame),
-                    1 => new GrantEntry(0, 0, 0),
+                    // Revoked as gnttab_end_foreign_access does: flags cleared, frame left alone. (Zeroing
+                    // the frame too would, mid-write, briefly grant frame 0 -- the guest's own ring --
+                    // and the guest would be corrupting itself, which the backend then rightly halts.)
+                    1 => new GrantEntry(0, SimulatedXenHost.Dom0, frame),
                     _ => new GrantEntry(GrantTableFlags.GTF_permit_access, 99, frame),
                 };
                 raw.Grants.WriteRawEntry(gref, entry);
@@ -89,7 +92,19 @@ public class Xsa362365GrantMapErrorTests
             {
                 raw.Put(RawBlkifRequest.Direct(r % 2 == 0 ? BlkifOp.Write : BlkifOp.Read, (ulong)r, 512, segments));
                 raw.Push();
-                var rsp = (await raw.WaitResponsesAsync(1, HostileFixture.Bound)).Single();
+                RawBlkifResponse rsp;
+                try
+                {
+                    rsp = (await raw.WaitResponsesAsync(1, HostileFixture.Bound)).Single();
+                }
+                catch (TimeoutException e)
+                {
+                    var device = f.Backends.Device(f.AttackerDisk.Path);
+                    throw new TimeoutException($"request {r}: {e.Message}; backend fault: {device.LastFault ?? "none"}; queues: "
+                        + string.Join(", ", device.Queues.Select(q => $"{q.Index} finished={q.Finished} fault={q.FaultReason ?? "none"}"))
+                        + "; log: " + string.Join(" | ", f.Backends.Log.TakeLast(5)), e);
+                }
+                Assert.True(rsp.Id == (ulong)r, $"request {r} was answered by a response for id {rsp.Id} (status {rsp.Status}, op {rsp.Operation})");
                 if (rsp.Status == BlkifRsp.Okay) okay++;
                 else if (rsp.Status == BlkifRsp.Error) error++;
                 else Assert.Fail($"status {rsp.Status}");

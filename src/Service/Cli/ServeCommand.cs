@@ -46,11 +46,17 @@ internal static class ServeCommand
     /// SystemdLifetime: READY=1 must follow the first xenstore scan and the watchdog must follow the
     /// supervisor loop's health. The package still decides the log format (journald's &lt;N&gt; priority prefixes).
     /// </summary>
-    public static IHost Build(ServiceConfig config, HostSpec host, WorkerCommand command)
+    /// <param name="logging">For `sim`: replaces the console logging (kept off its progress display) and the console lifetime (the demo owns Ctrl+C and the teardown order); null for `serve`.</param>
+    public static IHost Build(ServiceConfig config, HostSpec host, WorkerCommand command, Action<ILoggingBuilder>? logging = null)
     {
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, Args = [] });
         builder.Logging.ClearProviders();
-        if (SystemdHelpers.IsSystemdService() || Environment.GetEnvironmentVariable("JOURNAL_STREAM") is not null)
+        if (logging is not null)
+        {
+            logging(builder.Logging);
+            builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
+        }
+        else if (SystemdHelpers.IsSystemdService() || Environment.GetEnvironmentVariable("JOURNAL_STREAM") is not null)
             builder.Logging.AddSystemdConsole();
         else
             builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });

@@ -8,17 +8,21 @@ internal static class BlockKind
 {
     public static DeviceKind Kind { get; } = new("vbd", Create, Counters);
 
-    private static BlockDevice Create(DeviceContext ctx)
+    private static BlockDevice Create(DeviceContext ctx) =>
+        new(ctx.Grants, ctx.Host.OpenEventChannels, Options(ctx.Config, ctx.Qos), ctx.Log);
+
+    /// <summary>Fresh options per disk: each gets its own QoS limiter (the limits are per disk).</summary>
+    internal static BlockBackendOptions Options(ServiceConfig config, GuestQos qos)
     {
-        ConfigValidator.TryParseEngine(ctx.Config.IoEngine, out var engine);
-        var options = new BlockBackendOptions
+        ConfigValidator.TryParseEngine(config.IoEngine, out var engine);
+        return new BlockBackendOptions
         {
-            MaxQueues = ctx.Config.Limits.MaxQueues,
-            MaxRingPageOrder = ctx.Config.Limits.MaxRingPageOrder,
-            MaxIndirectSegments = ctx.Config.Limits.MaxIndirectSegments,
+            MaxQueues = config.Limits.MaxQueues,
+            MaxRingPageOrder = config.Limits.MaxRingPageOrder,
+            MaxIndirectSegments = config.Limits.MaxIndirectSegments,
             IoEngine = engine,
+            RateLimiter = IoRateLimiter.Create(qos.DiskIops, qos.DiskBytesPerSecond),
         };
-        return new BlockDevice(ctx.Grants, ctx.Host.OpenEventChannels, options, ctx.Log);
     }
 
     private static IReadOnlyDictionary<string, long> Counters(Xenbus.IBackendDevice device)

@@ -54,8 +54,10 @@ public static class WorkerRunner
         var qos = name is not null && options.Config.Qos.Guests.TryGetValue(name, out var own) ? own : options.Config.Qos.Defaults;
         using var grants = host.CreateGrantMapper();
         var context = new DeviceContext(host, grants, options.Config, qos, Log);
-        if (qos.DiskIops != 0 || qos.DiskBytesPerSecond != 0 || qos.VifBytesPerSecond != 0)
-            Log($"domain {options.Domid}: QoS limits are configured but this build's backends do not enforce them yet");
+        if (qos.DiskIops != 0 || qos.DiskBytesPerSecond != 0)
+            Log($"domain {options.Domid}: disk QoS per disk: {(qos.DiskIops == 0 ? "unlimited" : qos.DiskIops.ToString(CultureInfo.InvariantCulture))} IOPS, {(qos.DiskBytesPerSecond == 0 ? "unlimited" : qos.DiskBytesPerSecond.ToString(CultureInfo.InvariantCulture))} bytes/s");
+        if (qos.VifBytesPerSecond != 0)
+            Log($"domain {options.Domid}: vifBytesPerSecond is configured but this build's network backend does not enforce it yet");
         var devices = new GuestDevices(watches, kind => kind.Create(context), Log);
         var discovery = new BackendDiscovery(watches, 0, options.Config.Kinds);
         Log($"serving domain {options.Domid}{(name is null ? "" : $" ({name})")} on {host.Kind} host, kinds {string.Join(",", options.Config.Kinds)}");

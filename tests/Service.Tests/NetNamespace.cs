@@ -1,0 +1,43 @@
+using System.Diagnostics;
+
+namespace XenBackends.Service.Tests;
+
+/// <summary>
+/// A network namespace made for one test; worker processes are exec'd into it through
+/// `ip netns exec` (which execs, so the supervisor's pid is the worker's), and every tap they create
+/// lives and dies there, never in the machine's own namespace. Deleted afterwards.
+/// </summary>
+internal sealed class NetNamespace : IDisposable
+{
+    public NetNamespace()
+    {
+        Name = "xbsvc" + Guid.NewGuid().ToString("N")[..8];
+        Run("ip", "netns", "add", Name);
+    }
+
+    public string Name { get; }
+
+    /// <summary>Runs <paramref name="file"/> with <paramref name="args"/> inside the namespace.</summary>
+    public string[] Prefix(string file, params string[] args) => ["netns", "exec", Name, file, .. args];
+
+    public bool HasLink(string name) => Run("ip", "-n", Name, "-o", "link", "show").Contains($": {name}:", StringComparison.Ordinal);
+
+    public string Ip(params string[] args) => Run("ip", ["-n", Name, .. args]);
+
+    public static string Run(string file, params string[] args)
+    {
+        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in args) info.ArgumentList.Add(a);
+        using var p = Process.Start(info)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        string stderr = p.StandardError.ReadToEnd();
+        if (!p.WaitForExit(60_000)) { p.Kill(); throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish"); }
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)}: exit {p.ExitCode}: {stderr}");
+        return stdout.Result;
+    }
+
+    public void Dispose()
+    {
+        try { Run("ip", "netns", "delete", Name); } catch (InvalidOperationException) { }
+    }
+}
