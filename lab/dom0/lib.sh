@@ -101,6 +101,8 @@ lab_diagnostics() {
   for f in /var/log/xen/xl-*.log; do
     [ -f "$f" ] && tail -n 20 "$f" | sed "s|^|LAB-DIAG: $(basename "$f"): |"
   done
+  # The project's service, when a scenario ran it (dom0/ours.sh): its last words.
+  [ -f /run/lab/xen-backends.log ] && tail -n 40 /run/lab/xen-backends.log | sed 's/^/LAB-DIAG: xen-backends: /'
   xl list 2>&1 | sed 's/^/LAB-DIAG: xl list: /'
   dmesg | tail -n 20 | sed 's/^/LAB-DIAG: dmesg: /'
 }
