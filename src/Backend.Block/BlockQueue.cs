@@ -47,7 +47,11 @@ public sealed class BlockQueue : IDisposable
     private struct Slot
     {
         public ulong Id;
-        /// <summary>The operation as the frontend wrote it, echoed in the response.</summary>
+        /// <summary>
+        /// The operation the response carries: the request's, or for an indirect request its
+        /// indirect_op, as Linux blkback answers and as Linux blkfront checks (it disables the
+        /// disk on "response has wrong operation (6 instead of 1)", seen on real Xen).
+        /// </summary>
         public byte Operation;
         /// <summary>The operation to perform: indirect requests resolve to their indirect_op.</summary>
         public byte Op;
@@ -380,7 +384,7 @@ public sealed class BlockQueue : IDisposable
         ref Slot s = ref _slots[index];
         s = default;
         s.Id = request.Id;
-        s.Operation = request.Operation;
+        s.Operation = request.Operation == BlkifOp.Indirect ? request.IndirectOp : request.Operation;
         s.Start = Stopwatch.GetTimestamp();
 
         short status = Validate(index, in request);

@@ -262,7 +262,7 @@ public sealed class SimulatedBlkfront : XenbusFrontend
     {
         var q = PickQueue(queue);
         ushort handle = Handle;
-        var pending = new BlkfrontQueue.Pending(null);
+        var pending = new BlkfrontQueue.Pending(BlkifOp.Discard, null);
         return q.SubmitAsync((ring, id) =>
         {
             byte flag = secure ? BlkifDiscardFlags.Secure : (byte)0;
@@ -307,7 +307,7 @@ public sealed class SimulatedBlkfront : XenbusFrontend
             for (int s = i * BlkifLimits.SegmentsPerIndirectPage; s < Math.Min(nseg, (i + 1) * BlkifLimits.SegmentsPerIndirectPage); s++)
                 segs[s % BlkifLimits.SegmentsPerIndirectPage] = Segment(data[s], SegmentBytes(length, s));
         }
-        var pending = new BlkfrontQueue.Pending(status =>
+        var pending = new BlkfrontQueue.Pending(op, status =>
         {
             if (read is { } r && status == BlkifRsp.Okay)
                 for (int i = 0; i < nseg; i++)
