@@ -38,7 +38,8 @@ LAB_OURS_VIF="mac=00:16:3e:00:00:01, bridge=xenbr0"
 # lab_ours_connected DOMID KIND DEVID: backend state must be 4 and served by our worker.
 lab_ours_connected() {
   local be=/local/domain/0/backend/$2/$1/$3 st
-  lab_wait_for 60 "$be to reach Connected" test "$(xenstore-read "$be/state" 2>/dev/null)" = 4 || {
+  # sh -c: the state must be re-read on every poll, not substituted once at the call.
+  lab_wait_for 60 "$be to reach Connected" sh -c "[ \"\$(xenstore-read $be/state)\" = 4 ]" || {
     lab_result "dom0.${2}_state" "$(xenstore-read "$be/state" 2>&1)"; lab_ours_log_tail; exit 1; }
   st=$(xenstore-read "$be/state")
   lab_result "dom0.${2}_backend" state="$st" hotplug-status="$(xenstore-read "$be/hotplug-status" 2>&1)"
