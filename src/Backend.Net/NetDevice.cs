@@ -1,4 +1,5 @@
 using System.Globalization;
+using XenBackends.Backend.Net.Control;
 using XenBackends.Native;
 using XenBackends.Native.Tap;
 using XenBackends.Xenbus;
@@ -18,6 +19,10 @@ public sealed class NetDevice : IBackendDevice
     private TapDevice? _tap;
     private XenbusDevice? _device;
     private NetQueue[] _queues = [];
+    private CtrlRing? _ctrl;
+    private VifShared? _vif;
+    private CancellationTokenSource? _watchStop;
+    private Task _watchTask = Task.CompletedTask;
 
     public NetDevice(NetDeviceOptions options)
     {
@@ -39,6 +44,12 @@ public sealed class NetDevice : IBackendDevice
     /// <summary>The message of the last fatal protocol error, if any.</summary>
     public string? LastFatalError { get; private set; }
 
+    /// <summary>The control ring's hash settings of the current connection (initial when there is no ctrl ring).</summary>
+    public RxHashSettings HashSettings => _vif?.Hash ?? RxHashSettings.Initial;
+
+    /// <summary>Whether multicast filtering is on now (request-multicast-control, watched).</summary>
+    public bool MulticastControl => _vif?.Multicast.Enabled ?? false;
+
     /// <summary>Per-queue counters of the current connection (empty when not connected).</summary>
     public IReadOnlyList<NetQueueCounters> Counters
     {
@@ -59,8 +70,10 @@ public sealed class NetDevice : IBackendDevice
         TapDevice.ValidateName(name);
         if (_tap is null)
         {
-            // Multi-queue taps must be created as such; further queue fds are attached at connect.
-            _tap = TapDevice.Create(name, queueCount: 1, vnetHeader: true, multiQueue: _options.MaxQueues > 1);
+            // Every queue fd is opened now, by name, while the interface is still ours and in our
+            // namespace: once vif-bridge has run it may have been renamed or moved, and TUNSETIFF by
+            // name would then attach to nothing (or to something else). Connect picks among these fds.
+            _tap = TapDevice.Create(name, queueCount: _options.MaxQueues, vnetHeader: true, multiQueue: _options.MaxQueues > 1);
             _tap.SetMacAddress(_options.TapMac);
             // Until a frontend says what it takes, let the kernel finish every frame itself.
             _tap.SetOffloads(TapOffloads.None);
@@ -82,32 +95,106 @@ public sealed class NetDevice : IBackendDevice
         GuestMac = await ReadMacAsync(device, cancellationToken).ConfigureAwait(false);
         Rate = ParseRate(await device.ReadBackendAsync("rate", cancellationToken).ConfigureAwait(false));
 
-        tap.EnsureQueues(config.Queues.Count);
+        tap.SetActiveQueues(config.Queues.Count);
         tap.SetOffloads(OffloadsFor(config.Features));
         var domid = checked((ushort)device.FrontendId);
-        var multicast = new MulticastFilter();
         var queues = new List<NetQueue>();
+        CtrlRing? ctrl = null;
+        VifShared vif;
         try
         {
+            if (config.Ctrl is { } ctrlKeys)
+                ctrl = OpenCtrlRing(domid, ctrlKeys, config.Queues.Count);
+            vif = new VifShared(new MulticastFilter(config.Features.MulticastControl), ctrl?.Processor, _options.Queue.ClockMicroseconds);
             for (int i = 0; i < config.Queues.Count; i++)
-                queues.Add(OpenQueue(i, domid, config.Queues[i], config.Features, tap.Queues[i], multicast));
+                queues.Add(OpenQueue(i, domid, config.Queues[i], config.Features, tap.Queues[i], vif));
         }
         catch (Exception e)
         {
             foreach (var q in queues)
                 q.Dispose();
+            ctrl?.Dispose();
             if (e is FrontendConfigurationException)
                 throw;
             throw new FrontendConfigurationException(device.FrontendPath, null, "cannot map rings or bind event channels: " + e.Message);
         }
+        vif.Queues = [.. queues];
         lock (_lock)
-            _queues = [.. queues];
+        {
+            _queues = vif.Queues;
+            _ctrl = ctrl;
+            _vif = vif;
+        }
         LastFatalError = null;
+        // A new key or mapping changes where queued frames belong: let every queue look again.
+        if (ctrl is not null)
+            ctrl.Processor.Changed += _ => { foreach (var q in vif.Queues) q.Wake(); };
+        ctrl?.Start();
         foreach (var q in queues)
             q.Start();
+        StartWatches(device, vif);
     }
 
-    private NetQueue OpenQueue(int index, ushort domid, NetQueueKeys keys, NetFrontendFeatures features, TapQueue tapQueue, MulticastFilter multicast)
+    private CtrlRing OpenCtrlRing(ushort domid, CtrlRingKeys keys, int numQueues)
+    {
+        SharedMemory? memory = null;
+        IEventChannels? evtchn = null;
+        try
+        {
+            memory = _options.Grants.Map(domid, [keys.RingRef], writable: true);
+            evtchn = _options.OpenEventChannels();
+            uint port = evtchn.BindInterdomain(domid, keys.EventChannel);
+            var processor = new CtrlRequestProcessor(domid, _options.Grants, numQueues);
+            return new CtrlRing(domid, memory, evtchn, port, processor, message => OnFatal(-1, message));
+        }
+        catch
+        {
+            evtchn?.Dispose();
+            memory?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// rate and request-multicast-control are watched for the life of the connection
+    /// (xen_net_rate_changed, xen_mcast_ctrl_changed): a change applies without a reconnect.
+    /// </summary>
+    private void StartWatches(XenbusDevice device, VifShared vif)
+    {
+        var stop = new CancellationTokenSource();
+        _watchStop = stop;
+        _watchTask = Task.Run(async () =>
+        {
+            try
+            {
+                await using var rateWatch = await device.Watches.SubscribeAsync(device.BackendPath + "/rate", stop.Token).ConfigureAwait(false);
+                await using var mcastWatch = await device.Watches.SubscribeAsync(device.FrontendPath + "/request-multicast-control", stop.Token).ConfigureAwait(false);
+                while (true)
+                {
+                    // Re-read after subscribing too: a change between connect and here must not be lost.
+                    var rate = ParseRate(await device.ReadBackendAsync("rate", stop.Token).ConfigureAwait(false));
+                    if (rate != Rate)
+                    {
+                        Rate = rate;
+                        foreach (var q in vif.Queues)
+                            q.SetRate(rate);
+                    }
+                    // Anything but "1" means off, as xenbus_read_unsigned(..., 0) would give for junk.
+                    vif.Multicast.Enabled = await device.ReadFrontendAsync("request-multicast-control", stop.Token).ConfigureAwait(false) == "1";
+                    await Task.WhenAny(rateWatch.WhenChangedAsync(stop.Token), mcastWatch.WhenChangedAsync(stop.Token)).Unwrap().ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            catch (Exception e)
+            {
+                _options.Log?.Invoke($"vif {device.Path}: watching rate/request-multicast-control failed: {e.Message}");
+            }
+        });
+    }
+
+    private NetQueue OpenQueue(int index, ushort domid, NetQueueKeys keys, NetFrontendFeatures features, TapQueue tapQueue, VifShared vif)
     {
         SharedMemory? tx = null, rx = null;
         IEventChannels? evtchn = null;
@@ -119,7 +206,7 @@ public sealed class NetDevice : IBackendDevice
             uint txPort = evtchn.BindInterdomain(domid, keys.TxEventChannel);
             uint rxPort = keys.RxEventChannel == keys.TxEventChannel ? txPort : evtchn.BindInterdomain(domid, keys.RxEventChannel);
             return new NetQueue(index, domid, _options.Grants, evtchn, txPort, rxPort, tx, rx, tapQueue, features,
-                _options.Queue, multicast, OnFatal);
+                _options.Queue, vif, Rate, OnFatal);
         }
         catch
         {
@@ -148,7 +235,7 @@ public sealed class NetDevice : IBackendDevice
 
     private void OnFatal(int queue, string message)
     {
-        string text = $"queue {queue}: {message}";
+        string text = queue < 0 ? message : $"queue {queue}: {message}";
         LastFatalError = text;
         _options.Log?.Invoke($"vif {_device?.Path}: fatal: {text}");
         var device = _device;
@@ -203,17 +290,25 @@ public sealed class NetDevice : IBackendDevice
         return (bytes, usec);
     }
 
-    public Task DisconnectAsync(CancellationToken cancellationToken)
+    public async Task DisconnectAsync(CancellationToken cancellationToken)
     {
         NetQueue[] queues;
+        CtrlRing? ctrl;
         lock (_lock)
         {
             queues = _queues;
+            ctrl = _ctrl;
             _queues = [];
+            _ctrl = null;
+            _vif = null;
         }
+        _watchStop?.Cancel();
+        await _watchTask.ConfigureAwait(false);
+        _watchStop?.Dispose();
+        _watchStop = null;
+        ctrl?.Dispose();
         foreach (var q in queues)
             q.Dispose();
-        return Task.CompletedTask;
     }
 
     public async ValueTask DisposeAsync()

@@ -8,11 +8,14 @@ public readonly record struct NetQueueKeys(uint TxRingRef, uint RxRingRef, uint 
     public bool SplitEventChannels => TxEventChannel != RxEventChannel;
 }
 
+/// <summary>The control ring's grant and event channel (ctrl-ring-ref, event-channel-ctrl).</summary>
+public readonly record struct CtrlRingKeys(uint RingRef, uint EventChannel);
+
 /// <summary>
 /// The frontend's keys, read and validated at connect (netback's connect/read_xenbus_vif_flags):
 /// anything impossible is a <see cref="FrontendConfigurationException"/>, which the lifecycle reports fatal.
 /// </summary>
-public sealed record NetFrontendConfig(IReadOnlyList<NetQueueKeys> Queues, NetFrontendFeatures Features)
+public sealed record NetFrontendConfig(IReadOnlyList<NetQueueKeys> Queues, NetFrontendFeatures Features, CtrlRingKeys? Ctrl = null)
 {
     private const uint MaxGrantRef = uint.MaxValue;
     private const uint MaxPort = (1u << 17) - 1; // EVTCHN_FIFO_NR_CHANNELS
@@ -43,7 +46,20 @@ public sealed record NetFrontendConfig(IReadOnlyList<NetQueueKeys> Queues, NetFr
             RxNotify = await FrontendKeys.ReadFlagAsync(device, "feature-rx-notify", false, cancellationToken).ConfigureAwait(false),
             MulticastControl = await FrontendKeys.ReadFlagAsync(device, "request-multicast-control", false, cancellationToken).ConfigureAwait(false),
         };
-        return new NetFrontendConfig(list, features);
+        return new NetFrontendConfig(list, features, await ReadCtrlAsync(device, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// connect_ctrl_ring: no ctrl-ring-ref means the frontend has no control ring (Linux netfront);
+    /// a ref without its event channel is a broken frontend.
+    /// </summary>
+    private static async Task<CtrlRingKeys?> ReadCtrlAsync(XenbusDevice device, CancellationToken cancellationToken)
+    {
+        if (await device.ReadFrontendAsync("ctrl-ring-ref", cancellationToken).ConfigureAwait(false) is null)
+            return null;
+        uint gref = await FrontendKeys.ReadUInt32Async(device, "ctrl-ring-ref", 0, MaxGrantRef, null, cancellationToken).ConfigureAwait(false);
+        uint port = await FrontendKeys.ReadUInt32Async(device, "event-channel-ctrl", 1, MaxPort, null, cancellationToken).ConfigureAwait(false);
+        return new CtrlRingKeys(gref, port);
     }
 
     private static async Task<NetQueueKeys> ReadQueueAsync(XenbusDevice device, string prefix, CancellationToken cancellationToken)

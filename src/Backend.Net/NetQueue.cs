@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using XenBackends.Backend.Net.Control;
 using XenBackends.Native;
 using XenBackends.Native.Linux;
 using XenBackends.Native.Tap;
@@ -33,6 +34,9 @@ internal sealed class NetQueue : IDisposable
     private const int TokenEvtchn = 0;
     private const int TokenTap = 1;
     private const int TokenStop = 2;
+    private const int TokenWake = 3;
+    // Frames another queue read from its tap fd for this guest queue (hash steering) wait here.
+    private const int InboxBytes = 256 * 1024;
 
     private static readonly RingSlotLayout TxLayout = RingSlotLayout.Of<NetifTxRequest, NetifTxResponse>();
     private static readonly RingSlotLayout RxLayout = RingSlotLayout.Of<NetifRxRequest, NetifRxResponse>();
@@ -44,10 +48,20 @@ internal sealed class NetQueue : IDisposable
     private readonly uint _txPort, _rxPort;
     private readonly SharedMemory _txMemory, _rxMemory;
     private readonly BackRing _tx, _rx;
-    private readonly TapQueue _tap;
+    private readonly ITapQueue _tap;
     private readonly NetFrontendFeatures _features;
     private readonly NetQueueOptions _options;
     private readonly MulticastFilter _multicast;
+    private readonly VifShared _vif;
+    private readonly EventFd _wake = EventFd.Create();
+    private readonly Lock _inboxLock = new();
+    private readonly RxFrameQueue _inbox;
+    private bool _inboxSignalled;
+    private readonly TxCredit _credit;
+    private (ulong Bytes, ulong Microseconds)? _pendingRate;
+    private int _rateChanged;
+    private NetifTxRequest _heldRequest;
+    private bool _held;
     private readonly Action<int, string> _onFatal;
     private readonly QueuePoll _poll = new();
     private readonly EventFd _stop = EventFd.Create();
@@ -74,8 +88,8 @@ internal sealed class NetQueue : IDisposable
     private bool _rxStalled;
 
     public NetQueue(int index, ushort domid, IGrantMapper grants, IEventChannels evtchn, uint txPort, uint rxPort,
-        SharedMemory txMemory, SharedMemory rxMemory, TapQueue tap, NetFrontendFeatures features, NetQueueOptions options,
-        MulticastFilter multicast, Action<int, string> onFatal)
+        SharedMemory txMemory, SharedMemory rxMemory, ITapQueue tap, NetFrontendFeatures features, NetQueueOptions options,
+        VifShared vif, (ulong Bytes, ulong Microseconds)? rate, Action<int, string> onFatal)
     {
         _index = index;
         _domid = domid;
@@ -88,7 +102,10 @@ internal sealed class NetQueue : IDisposable
         _tap = tap;
         _features = features;
         _options = options;
-        _multicast = multicast;
+        _vif = vif;
+        _multicast = vif.Multicast;
+        _credit = new TxCredit(rate, vif.ClockMicroseconds());
+        _inbox = new RxFrameQueue(InboxBytes, MaxRxRecord, 512);
         _onFatal = onFatal;
 
         // Attach where the shared indexes say (a reconnecting frontend may not start at 0), then refuse
@@ -110,12 +127,13 @@ internal sealed class NetQueue : IDisposable
         _txSegmentSlot = new int[slots];
 
         _rxQueue = new RxFrameQueue(options.RxQueueBytes, MaxRxRecord, 1024);
-        _rxSlots = new RxSlot[RxCopyBatch + 2];
+        _rxSlots = new RxSlot[RxCopyBatch + 3];
         _maxSlotsPerFrame = features.Sg ? (65535 + PageSize - 1) / PageSize + 1 : 1;
 
         _poll.Add(evtchn.PollFd, TokenEvtchn);
-        _poll.Add(tap.Handle.Fd, TokenTap);
+        _poll.Add(tap.PollFd, TokenTap);
         _poll.Add(_stop.Handle.Fd, TokenStop);
+        _poll.Add(_wake.Handle.Fd, TokenWake);
         _thread = new Thread(Run) { IsBackground = true, Name = $"netback d{domid} q{index}" };
     }
 
@@ -151,6 +169,7 @@ internal sealed class NetQueue : IDisposable
         _rxMemory.Dispose();
         _poll.Dispose();
         _stop.Dispose();
+        _wake.Dispose();
     }
 
     private void Run()
@@ -163,6 +182,8 @@ internal sealed class NetQueue : IDisposable
                 ulong ready = _poll.Wait(timeout);
                 if ((ready & (1UL << TokenStop)) != 0)
                     return;
+                if ((ready & (1UL << TokenWake)) != 0)
+                    _wake.TryConsume(out _);
                 if (_fatal)
                 {
                     DrainWhileDisabled();
@@ -186,9 +207,11 @@ internal sealed class NetQueue : IDisposable
                     timeout = -1;
                     continue;
                 }
-                if (!moreTx && _tx.FinalCheckForRequests() != RingPoll.Idle)
+                if (!moreTx && !_held && _tx.FinalCheckForRequests() != RingPoll.Idle)
                     moreTx = true;
-                timeout = moreTx ? 0 : RxTimeout();
+                timeout = moreTx ? 0 : SleepTimeout();
+                Volatile.Write(ref Counters.ThreadAllocatedBytes, GC.GetAllocatedBytesForCurrentThread());
+                Volatile.Write(ref Counters.Passes, Counters.Passes + 1);
             }
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -196,6 +219,79 @@ internal sealed class NetQueue : IDisposable
             // A bug or a vanished mapping must not take the whole backend process down with it.
             Fatal("internal error: " + e.Message);
         }
+    }
+
+    /// <summary>A changed <c>rate</c> key: applied by the queue thread before its next guest-TX pass.</summary>
+    public void SetRate((ulong Bytes, ulong Microseconds)? rate)
+    {
+        lock (_inboxLock)
+            _pendingRate = rate;
+        Volatile.Write(ref _rateChanged, 1);
+        _wake.Signal();
+    }
+
+    /// <summary>Makes the queue thread look at its rings now (a setting changed).</summary>
+    public void Wake() => _wake.Signal();
+
+    /// <summary>
+    /// Takes a frame another queue read for this guest queue (hash steering), from that queue's
+    /// thread. Capped like the rx queue; false when full (the caller counts a drop).
+    /// </summary>
+    public bool Handoff(ReadOnlySpan<byte> record, long arrival)
+    {
+        bool signal;
+        lock (_inboxLock)
+        {
+            if (!_inbox.TryReserve(out Span<byte> space, out int offset))
+                return false;
+            record.CopyTo(space);
+            _inbox.Commit(offset, record.Length, arrival);
+            signal = !_inboxSignalled;
+            _inboxSignalled = true;
+        }
+        if (signal)
+            _wake.Signal();
+        return true;
+    }
+
+    // Moves handed-off frames into our own rx queue (one more copy, only for frames the kernel put on
+    // another queue's fd than the guest's hash mapping wants).
+    private void DrainInbox()
+    {
+        lock (_inboxLock)
+        {
+            _inboxSignalled = false;
+            while (_inbox.TryPeek(out Span<byte> record, out _, out long arrival))
+            {
+                if (!_rxStalled && _rxQueue.TryReserve(out Span<byte> space, out int offset))
+                {
+                    record.CopyTo(space);
+                    _rxQueue.Commit(offset, record.Length, arrival);
+                }
+                else
+                {
+                    Counters.RxDrops++;
+                }
+                _inbox.Pop();
+            }
+        }
+    }
+
+    private int SleepTimeout()
+    {
+        int rx = RxTimeout();
+        int credit = CreditTimeout();
+        if (rx < 0)
+            return credit;
+        return credit < 0 ? rx : Math.Min(rx, credit);
+    }
+
+    private int CreditTimeout()
+    {
+        if (!_held)
+            return -1;
+        long due = _credit.RetryAt - _vif.ClockMicroseconds();
+        return due <= 0 ? 0 : (int)Math.Min((due + 999) / 1000, int.MaxValue);
     }
 
     private void Fatal(string message)
@@ -245,6 +341,13 @@ internal sealed class NetQueue : IDisposable
     /// <summary>Serves up to a few batches; true when requests remain (call again before sleeping).</summary>
     private bool ServiceTx()
     {
+        if (Interlocked.Exchange(ref _rateChanged, 0) != 0)
+        {
+            (ulong, ulong)? rate;
+            lock (_inboxLock)
+                rate = _pendingRate;
+            _credit.SetRate(rate, _vif.ClockMicroseconds());
+        }
         for (int pass = 0; pass < 4; pass++)
         {
             _slotCount = _packetCount = _segmentCount = _arenaUsed = 0;
@@ -267,9 +370,29 @@ internal sealed class NetQueue : IDisposable
                 Fatal("Impossible number of requests (req_prod - rsp_prod > ring size)");
                 return false;
             }
-            if (work == 0)
+            NetifTxRequest first;
+            if (_held)
+            {
+                // Consumed in an earlier pass and deferred for credit; its slots stay unanswered meanwhile.
+                first = _heldRequest;
+                _held = false;
+            }
+            else
+            {
+                if (work == 0)
+                    return false;
+                if (!Consume(out first))
+                    return false;
+                work--;
+            }
+            // Credit-based scheduling (tx_credit_exceeded): a packet that does not fit waits, whole.
+            if (!_credit.IsUnlimited && !_credit.TryConsume(first.Size, _vif.ClockMicroseconds()))
+            {
+                _heldRequest = first;
+                _held = true;
                 return false;
-            if (!TryTakeTxPacket(ref work))
+            }
+            if (!TryTakeTxPacket(ref work, first))
                 return false;
         }
         return true;
@@ -291,11 +414,8 @@ internal sealed class NetQueue : IDisposable
     }
 
     /// <summary>One packet (xenvif_tx_build_gops for one request chain). False: stop (fatal).</summary>
-    private bool TryTakeTxPacket(ref uint work)
+    private bool TryTakeTxPacket(ref uint work, NetifTxRequest first)
     {
-        if (!Consume(out NetifTxRequest first))
-            return false;
-        work--;
         int firstSlot = AddSlot(first.Id, NetifRsp.Okay);
 
         NetifExtraInfo gso = default, mcastAdd = default, mcastDel = default;
@@ -565,6 +685,7 @@ internal sealed class NetQueue : IDisposable
 
     private void ServiceRx()
     {
+        DrainInbox();
         ReadFromTap();
         DeliverToGuest();
     }
@@ -572,6 +693,11 @@ internal sealed class NetQueue : IDisposable
     private void ReadFromTap()
     {
         long now = Environment.TickCount64;
+        NetQueue[] queues = _vif.Queues;
+        // With a hash algorithm set the guest chooses the queue of every flow (xenvif_select_queue);
+        // the kernel spread frames over our tap fds by its own hash, so some must change queue.
+        RxHashSettings hash = _vif.Hash;
+        bool steer = queues.Length > 1 && hash.Algorithm != NetifCtrlHashAlgorithm.None;
         for (int i = 0; i < MaxRxFramesPerPass; i++)
         {
             if (!_rxStalled && _rxQueue.TryReserve(out Span<byte> space, out int offset))
@@ -589,6 +715,17 @@ internal sealed class NetQueue : IDisposable
                     Counters.RxDrops++;
                     continue;
                 }
+                if (steer)
+                {
+                    bool hashed = RxHash.TryHash(hash, space[HeaderLength..length], out uint value, out _);
+                    int target = RxHash.SelectQueue(hash, hashed, value, queues.Length);
+                    if (target != _index)
+                    {
+                        if (!queues[target].Handoff(space[..length], now))
+                            Counters.RxDrops++;
+                        continue;
+                    }
+                }
                 _rxQueue.Commit(offset, length, now);
             }
             else
@@ -604,7 +741,7 @@ internal sealed class NetQueue : IDisposable
 
     private bool WantedByGuest(ReadOnlySpan<byte> frame)
     {
-        if (!_features.MulticastControl || (frame[0] & 1) == 0)
+        if (!_multicast.Enabled || (frame[0] & 1) == 0)
             return true;
         ulong dst = MulticastFilter.Pack(frame);
         return dst == 0xFFFF_FFFF_FFFFUL || _multicast.Contains(dst);
@@ -631,6 +768,7 @@ internal sealed class NetQueue : IDisposable
 
         _rxSlotCount = _rxSegmentCount = 0;
         bool delivered = false;
+        RxHashSettings hashSettings = _vif.Hash;
         while (_rxQueue.TryPeek(out Span<byte> record, out nint address, out long arrival))
         {
             VirtioNetHeader header = VirtioNetHeader.ReadFrom(record);
@@ -641,8 +779,21 @@ internal sealed class NetQueue : IDisposable
                 _rxQueue.Pop();
                 continue;
             }
+            // The hash extra tells the guest what we steered by (netif.h XEN_NETIF_EXTRA_TYPE_HASH).
+            NetifExtraInfo hashExtra = default;
+            if (hashSettings.IsHashing && RxHash.TryHash(hashSettings, frame, out uint hashValue, out byte hashType))
+            {
+                hashExtra = new NetifExtraInfo
+                {
+                    Type = NetifExtraType.Hash,
+                    HashType = hashType,
+                    HashAlgorithm = NetifCtrlHashAlgorithm.Toeplitz,
+                    HashValue = hashValue,
+                };
+            }
+            int extras = (gso.Type != 0 ? 1 : 0) + (hashExtra.Type != 0 ? 1 : 0);
             int dataSlots = (frame.Length + PageSize - 1) / PageSize;
-            int needed = dataSlots + (gso.Type != 0 ? 1 : 0);
+            int needed = dataSlots + extras;
             if (needed > available)
             {
                 if (Environment.TickCount64 - arrival >= (long)_options.RxStallTimeout.TotalMilliseconds)
@@ -680,20 +831,23 @@ internal sealed class NetQueue : IDisposable
                 ushort slotFlags = s == 0 ? flags : (ushort)0;
                 if (s < dataSlots - 1)
                     slotFlags |= NetRxFlags.MoreData;
-                if (s == 0 && gso.Type != 0)
+                if (s == 0 && extras != 0)
                     slotFlags |= NetRxFlags.ExtraInfo;
                 _rxSlots[slot] = new RxSlot { Id = req.Id, Flags = slotFlags, Status = (short)chunk };
                 _rxSegments[_rxSegmentCount] = GrantCopySegment.ToGuest(address + HeaderLength + pos, _domid, req.Gref, 0, (ushort)chunk);
                 _rxSegmentSlot[_rxSegmentCount++] = slot;
                 pos += chunk;
-                if (s == 0 && gso.Type != 0)
+                if (s == 0 && extras != 0)
                 {
-                    if (_rx.TryConsumeRequest(out NetifRxRequest extraReq) != RingRead.Item)
+                    // Each extra occupies the slot of a consumed request; FLAG_MORE chains them (GSO first).
+                    if (gso.Type != 0)
                     {
-                        Fatal("rx ring request vanished while consuming");
-                        return;
+                        gso.Flags = hashExtra.Type != 0 ? NetifExtraFlags.More : (byte)0;
+                        if (!PutRxExtra(gso))
+                            return;
                     }
-                    _rxSlots[_rxSlotCount++] = new RxSlot { Id = extraReq.Id, IsExtra = true, Extra = gso };
+                    if (hashExtra.Type != 0 && !PutRxExtra(hashExtra))
+                        return;
                 }
             }
             available -= (uint)needed;
@@ -710,6 +864,17 @@ internal sealed class NetQueue : IDisposable
             // Ask for a kick when the guest posts buffers (req_event = req_cons + 1).
             _rx.FinalCheckForRequests();
         }
+    }
+
+    private bool PutRxExtra(in NetifExtraInfo extra)
+    {
+        if (_rx.TryConsumeRequest(out NetifRxRequest request) != RingRead.Item)
+        {
+            Fatal("rx ring request vanished while consuming");
+            return false;
+        }
+        _rxSlots[_rxSlotCount++] = new RxSlot { Id = request.Id, IsExtra = true, Extra = extra };
+        return true;
     }
 
     /// <summary>Maps the tap's virtio_net_hdr onto NETRXF flags and a GSO extra the frontend accepts.</summary>

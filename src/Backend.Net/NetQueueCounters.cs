@@ -11,6 +11,15 @@ public sealed class NetQueueCounters
     internal long RxPackets, RxBytes, RxDrops, RxErrors;
     internal long FatalResets, RxStalls;
 
+    /// <summary>
+    /// GC.GetAllocatedBytesForCurrentThread of the queue thread after its last pass: the per-packet
+    /// zero-allocation rule is checked against this exactly (it is read once per pass, not per packet).
+    /// </summary>
+    internal long ThreadAllocatedBytes;
+
+    /// <summary>Passes completed (published after <see cref="ThreadAllocatedBytes"/>).</summary>
+    internal long Passes;
+
     public NetQueueStats Snapshot() => new(
         Volatile.Read(ref TxPackets), Volatile.Read(ref TxBytes), Volatile.Read(ref TxDrops), Volatile.Read(ref TxErrors),
         Volatile.Read(ref RxPackets), Volatile.Read(ref RxBytes), Volatile.Read(ref RxDrops), Volatile.Read(ref RxErrors),

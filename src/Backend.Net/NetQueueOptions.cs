@@ -16,4 +16,7 @@ public sealed record NetQueueOptions
 
     /// <summary>Guest packets per TX grant-copy batch.</summary>
     public int TxBatchPackets { get; init; } = 64;
+
+    /// <summary>Monotonic microseconds for rate limiting; null is the Stopwatch (tests inject a manual clock).</summary>
+    public Func<long>? ClockMicroseconds { get; init; }
 }

@@ -8,12 +8,16 @@ internal static class TapConstants
     public const int TUNSETIFF = 0x400454ca;
     public const int TUNSETOFFLOAD = 0x400454d0;
     public const int TUNSETVNETHDRSZ = 0x400454d8;
+    /// <summary><c>_IOW('T', 217, int)</c>: attach or detach this fd's queue of a multi-queue tap.</summary>
+    public const int TUNSETQUEUE = 0x400454d9;
     public const int TUNGETFEATURES = unchecked((int)0x800454cf);
 
     public const short IFF_TAP = 0x0002;
     public const short IFF_NO_PI = 0x1000;
     public const short IFF_VNET_HDR = 0x4000;
     public const short IFF_MULTI_QUEUE = 0x0100;
+    public const short IFF_ATTACH_QUEUE = 0x0200;
+    public const short IFF_DETACH_QUEUE = 0x0400;
 
     public const int SIOCGIFFLAGS = 0x8913;
     public const int SIOCSIFFLAGS = 0x8914;

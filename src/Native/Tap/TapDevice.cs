@@ -74,6 +74,36 @@ public sealed unsafe class TapDevice : IDisposable
             _queues.Add(new TapQueue(Attach(Name, _flags, HasVnetHeader), _queues.Count));
     }
 
+    /// <summary>
+    /// Keeps the first <paramref name="count"/> queue fds attached and detaches the rest
+    /// (TUNSETQUEUE), so the kernel steers frames only to queues a thread serves. Works by fd, not by
+    /// name: the hotplug script may have moved or renamed the interface since the fds were opened.
+    /// </summary>
+    public void SetActiveQueues(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, _queues.Count);
+        if ((_flags & TapConstants.IFF_MULTI_QUEUE) == 0)
+            return;
+        // Attach first so the device never has zero queues in between.
+        for (int i = 0; i < count; i++)
+            SetQueueAttached(_queues[i], true);
+        for (int i = count; i < _queues.Count; i++)
+            SetQueueAttached(_queues[i], false);
+    }
+
+    private static void SetQueueAttached(TapQueue queue, bool attached)
+    {
+        if (queue.IsAttached == attached)
+            return;
+        byte* ifr = stackalloc byte[TapConstants.IfReqSize];
+        new Span<byte>(ifr, TapConstants.IfReqSize).Clear();
+        *(short*)(ifr + TapConstants.IfNameSize) = attached ? TapConstants.IFF_ATTACH_QUEUE : TapConstants.IFF_DETACH_QUEUE;
+        if (LibC.ioctl(queue.Handle.Fd, TapConstants.TUNSETQUEUE, ifr) != 0)
+            throw LinuxCallException.FromErrno($"ioctl(TUNSETQUEUE {(attached ? "attach" : "detach")} queue {queue.Index})");
+        queue.IsAttached = attached;
+    }
+
     private static SafeFd Attach(string name, short flags, bool vnetHeader)
     {
         byte[] path = "/dev/net/tun\0"u8.ToArray();
@@ -115,11 +145,10 @@ public sealed unsafe class TapDevice : IDisposable
     {
         if ((offloads & (TapOffloads.Tso4 | TapOffloads.Tso6)) != 0 && (offloads & TapOffloads.Checksum) == 0)
             throw new ArgumentException("TSO needs checksum offload (the kernel refuses it otherwise)", nameof(offloads));
-        foreach (var q in _queues)
-        {
-            if (LibC.ioctl(q.Handle.Fd, TapConstants.TUNSETOFFLOAD, (void*)(nint)(uint)offloads) != 0)
-                throw LinuxCallException.FromErrno("ioctl(TUNSETOFFLOAD)");
-        }
+        // Offloads belong to the device; a detached fd cannot take the ioctl (EBADFD), any attached one can.
+        var queue = _queues.FirstOrDefault(q => q.IsAttached) ?? throw new InvalidOperationException($"tap {Name} has no attached queue");
+        if (LibC.ioctl(queue.Handle.Fd, TapConstants.TUNSETOFFLOAD, (void*)(nint)(uint)offloads) != 0)
+            throw LinuxCallException.FromErrno("ioctl(TUNSETOFFLOAD)");
     }
 
     /// <summary>Sets the interface's own MAC (the dom0 side; Linux netback uses fe:ff:ff:ff:ff:ff so bridges never pick it).</summary>

@@ -8,7 +8,7 @@ namespace XenBackends.Native.Tap;
 /// Non-blocking: each call moves exactly one frame, preceded by its virtio_net_hdr when the device
 /// was created with one. Not thread-safe; one data-path thread owns a queue.
 /// </summary>
-public sealed unsafe class TapQueue : IDisposable
+public sealed unsafe class TapQueue : ITapQueue, IDisposable
 {
     internal TapQueue(SafeFd fd, int index)
     {
@@ -19,6 +19,11 @@ public sealed unsafe class TapQueue : IDisposable
     public SafeFd Handle { get; }
 
     public int Index { get; }
+
+    public int PollFd => Handle.Fd;
+
+    /// <summary>Whether the kernel delivers frames to this fd (TUNSETQUEUE; a new fd starts attached).</summary>
+    public bool IsAttached { get; internal set; } = true;
 
     /// <summary>errno of the last failed call on this queue (diagnostics only).</summary>
     public int LastErrno { get; private set; }

@@ -39,6 +39,9 @@ internal sealed class NetHarness : IAsyncDisposable
     public string BackendPath => Device.BackendPath;
     public string FrontendPath => Device.FrontendPath;
 
+    /// <summary>Queue 0 is <see cref="Front"/>; more exist after <see cref="BringUpMultiQueueAsync"/>.</summary>
+    public TestNetfront[] FrontQueues { get; private set; } = [];
+
     public static async Task<NetHarness> StartAsync(string? vifname = null, NetQueueOptions? queue = null, bool split = false, int maxQueues = 1)
     {
         var h = new NetHarness((ushort)Interlocked.Increment(ref s_nextDomid));
@@ -56,7 +59,7 @@ internal sealed class NetHarness : IAsyncDisposable
 
     private async Task InitAsync(string? vifname, NetQueueOptions queue, bool split, int maxQueues)
     {
-        Guest = Host.CreateDomain(Domid, 1024);
+        Guest = Host.CreateDomain(Domid, 2048);
         _listener = Server.Listen(Path.Combine(_dir, "xs"), 0);
         Store = await XenStoreClient.OpenSocketAsync(_listener.SocketPath);
         var path = new DevicePath(0, "vif", Domid, 0);
@@ -91,6 +94,7 @@ internal sealed class NetHarness : IAsyncDisposable
         _run = Task.Run(() => Lifecycle.RunAsync(_cts.Token));
         await WaitBackendStateAsync(XenbusState.InitWait);
         Front = new TestNetfront(Guest, split);
+        FrontQueues = [Front];
     }
 
     public async Task WaitBackendStateAsync(XenbusState state, int timeoutMs = 10_000)
@@ -137,17 +141,35 @@ internal sealed class NetHarness : IAsyncDisposable
     };
 
     /// <summary>The frontend publishes its rings and goes straight to Connected, as Linux netfront does.</summary>
-    public async Task ConnectFrontendAsync(IReadOnlyDictionary<string, string>? features = null)
+    public async Task ConnectFrontendAsync(IReadOnlyDictionary<string, string>? features = null, TestCtrlRing? ctrl = null)
     {
         await Front.WriteKeysAsync(Store, FrontendPath, features ?? LinuxNetfrontFeatures);
+        if (ctrl is not null)
+            await ctrl.WriteKeysAsync(Store, FrontendPath);
         await Store.WriteAsync(FrontendPath + "/state", "4");
     }
 
     /// <summary>Hotplug, connect, and wait for the backend to be Connected.</summary>
-    public async Task BringUpAsync(IReadOnlyDictionary<string, string>? features = null, int mtu = 1500)
+    public async Task BringUpAsync(IReadOnlyDictionary<string, string>? features = null, int mtu = 1500, TestCtrlRing? ctrl = null)
     {
         await HotplugAsync(mtu);
-        await ConnectFrontendAsync(features);
+        await ConnectFrontendAsync(features, ctrl);
+        await WaitBackendStateAsync(XenbusState.Connected);
+    }
+
+    /// <summary>A netfront with <paramref name="queues"/> queues (keys under queue-N/), optionally with a control ring.</summary>
+    public async Task BringUpMultiQueueAsync(int queues, TestCtrlRing? ctrl = null)
+    {
+        await HotplugAsync();
+        FrontQueues = [Front, .. Enumerable.Range(1, queues - 1).Select(_ => new TestNetfront(Guest, split: false, txPages: 16, rxPages: 64))];
+        await Store.WriteAsync(FrontendPath + "/multi-queue-num-queues", queues.ToString());
+        for (int i = 0; i < queues; i++)
+            await FrontQueues[i].WriteKeysAsync(Store, $"{FrontendPath}/queue-{i}", new Dictionary<string, string>());
+        foreach (var (k, v) in LinuxNetfrontFeatures)
+            await Store.WriteAsync(FrontendPath + "/" + k, v);
+        if (ctrl is not null)
+            await ctrl.WriteKeysAsync(Store, FrontendPath);
+        await Store.WriteAsync(FrontendPath + "/state", "4");
         await WaitBackendStateAsync(XenbusState.Connected);
     }
 

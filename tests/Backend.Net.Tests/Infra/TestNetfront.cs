@@ -7,7 +7,7 @@ using XenBackends.XenStore;
 namespace XenBackends.Backend.Net.Tests.Infra;
 
 /// <summary>A received frame as the guest reassembled it from its rx responses.</summary>
-internal sealed record GuestFrame(byte[] Data, ushort FirstFlags, NetifExtraInfo? Gso, int Slots, short ErrorStatus);
+internal sealed record GuestFrame(byte[] Data, ushort FirstFlags, NetifExtraInfo? Gso, int Slots, short ErrorStatus, NetifExtraInfo? Hash = null);
 
 /// <summary>
 /// A minimal netfront for tests: tx/rx rings on granted guest pages, its own event channel(s), and
@@ -15,19 +15,20 @@ internal sealed record GuestFrame(byte[] Data, ushort FirstFlags, NetifExtraInfo
 /// </summary>
 internal sealed class TestNetfront
 {
-    private const int TxPoolPages = 64;
     private static readonly RingSlotLayout TxLayout = RingSlotLayout.Of<NetifTxRequest, NetifTxResponse>();
     private static readonly RingSlotLayout RxLayout = RingSlotLayout.Of<NetifRxRequest, NetifRxResponse>();
 
     private readonly SimulatedDomain _dom;
-    private readonly (uint Frame, uint Gref)[] _txPool = new (uint, uint)[TxPoolPages];
+    private readonly (uint Frame, uint Gref)[] _txPool;
     private readonly (uint Frame, uint Gref)[] _rxPool;
     private int _txNext;
     private ushort _nextId;
 
-    public TestNetfront(SimulatedDomain dom, bool split)
+    /// <summary>Pools are granted up front; several queues must share the guest's 1024 grant entries.</summary>
+    public TestNetfront(SimulatedDomain dom, bool split, int txPages = 64, int rxPages = 256)
     {
         _dom = dom;
+        _txPool = new (uint, uint)[txPages];
         uint txFrame = dom.Memory.AllocatePage(), rxFrame = dom.Memory.AllocatePage();
         TxRef = dom.Grants.GrantAccess(0, txFrame, readOnly: false);
         RxRef = dom.Grants.GrantAccess(0, rxFrame, readOnly: false);
@@ -35,12 +36,12 @@ internal sealed class TestNetfront
         Rx = FrontRing.Initialize(new GuestPage(dom.Memory, rxFrame), RxLayout);
         TxPort = dom.EventChannels.BindUnboundPort(0);
         RxPort = split ? dom.EventChannels.BindUnboundPort(0) : TxPort;
-        for (int i = 0; i < TxPoolPages; i++)
+        for (int i = 0; i < _txPool.Length; i++)
         {
             uint f = dom.Memory.AllocatePage();
             _txPool[i] = (f, dom.Grants.GrantAccess(0, f, readOnly: true));
         }
-        _rxPool = new (uint, uint)[Rx.Size];
+        _rxPool = new (uint, uint)[Math.Min(rxPages, (int)Rx.Size)];
         for (int i = 0; i < _rxPool.Length; i++)
         {
             uint f = dom.Memory.AllocatePage();
@@ -75,7 +76,7 @@ internal sealed class TestNetfront
     /// <summary>A granted read-only page holding <paramref name="data"/> at <paramref name="offset"/>.</summary>
     public uint StageTxData(ReadOnlySpan<byte> data, int offset = 0)
     {
-        var (frame, gref) = _txPool[_txNext++ % TxPoolPages];
+        var (frame, gref) = _txPool[_txNext++ % _txPool.Length];
         data.CopyTo(_dom.Memory.Page(frame)[offset..]);
         return gref;
     }
@@ -177,7 +178,7 @@ internal sealed class TestNetfront
         long deadline = Environment.TickCount64 + timeoutMs;
         var data = new List<byte>();
         ushort firstFlags = 0;
-        NetifExtraInfo? gso = null;
+        NetifExtraInfo? gso = null, hash = null;
         int slots = 0;
         short error = 0;
         bool expectExtra = false, more = true;
@@ -199,6 +200,7 @@ internal sealed class TestNetfront
             {
                 var extra = Unsafe.As<NetifRxResponse, NetifExtraInfo>(ref rsp);
                 if (extra.Type == NetifExtraType.Gso) gso = extra;
+                if (extra.Type == NetifExtraType.Hash) hash = extra;
                 expectExtra = (extra.Flags & NetifExtraFlags.More) != 0;
                 continue;
             }
@@ -213,6 +215,6 @@ internal sealed class TestNetfront
                 data.AddRange(_dom.Memory.Page(_rxPool[index % _rxPool.Length].Frame).Slice(rsp.Offset, rsp.Status).ToArray());
             more = (rsp.Flags & NetRxFlags.MoreData) != 0;
         }
-        return new GuestFrame([.. data], firstFlags, gso, slots, error);
+        return new GuestFrame([.. data], firstFlags, gso, slots, error, hash);
     }
 }

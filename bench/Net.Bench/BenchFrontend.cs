@@ -1,0 +1,138 @@
+using XenBackends.Native;
+using XenBackends.Rings;
+using XenBackends.Rings.Netif;
+using XenBackends.SimulatedHost;
+
+namespace XenBackends.Net.Bench;
+
+/// <summary>The guest's own view of one of its pages (what a FrontRing needs).</summary>
+internal sealed class GuestView(GuestMemory memory, uint frame) : SharedMemory(memory.View.Address + (nint)frame * 4096, 4096)
+{
+    protected override void Release()
+    {
+    }
+}
+
+/// <summary>
+/// A flood frontend on the simulated host, allocation-free in its loops so the allocation count of
+/// a run is the backend's: it keeps the tx ring full of one prepared frame (the same granted pages
+/// every time) and keeps the rx ring full of posted buffers, recycling each as soon as it is answered.
+/// </summary>
+internal sealed class BenchFrontend
+{
+    private readonly SimulatedDomain _dom;
+    private readonly uint[] _frameRefs;
+    private readonly int _frameLength;
+    private readonly bool _gso;
+    private readonly uint[] _rxRefs;
+    private ushort _nextId;
+
+    public BenchFrontend(SimulatedDomain dom, byte[] frame, bool gso)
+    {
+        _dom = dom;
+        _frameLength = frame.Length;
+        _gso = gso;
+        uint txFrame = dom.Memory.AllocatePage(), rxFrame = dom.Memory.AllocatePage();
+        TxRef = dom.Grants.GrantAccess(0, txFrame, readOnly: false);
+        RxRef = dom.Grants.GrantAccess(0, rxFrame, readOnly: false);
+        Tx = FrontRing.Initialize(new GuestView(dom.Memory, txFrame), NetifRings.Tx);
+        Rx = FrontRing.Initialize(new GuestView(dom.Memory, rxFrame), NetifRings.Rx);
+        Port = dom.EventChannels.BindUnboundPort(0);
+        _frameRefs = new uint[(frame.Length + 4095) / 4096];
+        for (int i = 0; i < _frameRefs.Length; i++)
+        {
+            uint page = dom.Memory.AllocatePage();
+            frame.AsSpan(i * 4096, Math.Min(4096, frame.Length - i * 4096)).CopyTo(dom.Memory.Page(page));
+            _frameRefs[i] = dom.Grants.GrantAccess(0, page, readOnly: true);
+        }
+        _rxRefs = new uint[Rx.Size];
+        for (int i = 0; i < _rxRefs.Length; i++)
+            _rxRefs[i] = dom.Grants.GrantAccess(0, dom.Memory.AllocatePage(), readOnly: false);
+    }
+
+    public FrontRing Tx { get; }
+    public FrontRing Rx { get; }
+    public uint TxRef { get; }
+    public uint RxRef { get; }
+    public uint Port { get; }
+
+    private int SlotsPerFrame => _frameRefs.Length + (_gso ? 1 : 0);
+
+    /// <summary>Keeps the tx ring full until <paramref name="stop"/> is set.</summary>
+    public void FloodTx(ref bool stop)
+    {
+        while (!Volatile.Read(ref stop))
+        {
+            bool progress = false;
+            while (Tx.TryConsumeResponse(out NetifTxResponse _) == RingRead.Item)
+                progress = true;
+            while (Tx.FreeRequests >= SlotsPerFrame)
+            {
+                PutFrame();
+                progress = true;
+            }
+            if (Tx.PushRequestsAndCheckNotify())
+                _dom.EventChannels.Notify(Port);
+            if (!progress)
+                Thread.Yield(); // two shared cores: let the backend thread run
+        }
+    }
+
+    private void PutFrame()
+    {
+        ushort firstFlags = NetTxFlags.DataValidated;
+        if (_frameRefs.Length > 1)
+            firstFlags |= NetTxFlags.MoreData;
+        if (_gso)
+            firstFlags |= NetTxFlags.ExtraInfo | NetTxFlags.CsumBlank;
+        Tx.PutRequest(new NetifTxRequest { Gref = _frameRefs[0], Flags = firstFlags, Id = _nextId++, Size = (ushort)_frameLength, Offset = 0 });
+        if (_gso)
+            Tx.PutRequest(new NetifExtraInfo { Type = NetifExtraType.Gso, GsoSize = 1448, GsoType = NetifGsoType.TcpV4 });
+        for (int i = 1; i < _frameRefs.Length; i++)
+        {
+            int size = Math.Min(4096, _frameLength - i * 4096);
+            ushort flags = i < _frameRefs.Length - 1 ? NetTxFlags.MoreData : (ushort)0;
+            Tx.PutRequest(new NetifTxRequest { Gref = _frameRefs[i], Flags = flags, Id = _nextId++, Size = (ushort)size });
+        }
+    }
+
+    /// <summary>Keeps every rx slot posted until <paramref name="stop"/>; each completed frame is one more credit for the source.</summary>
+    public void FloodRx(ref bool stop, Action<long>? credit)
+    {
+        while (Rx.FreeRequests > 0)
+            Post();
+        if (Rx.PushRequestsAndCheckNotify())
+            _dom.EventChannels.Notify(Port);
+        while (!Volatile.Read(ref stop))
+        {
+            long frames = 0;
+            bool extra = false;
+            while (Rx.TryConsumeResponse(out NetifRxResponse r) == RingRead.Item)
+            {
+                // An extra-info slot carries no packet; the data slot before it says one follows.
+                if (extra)
+                    extra = false;
+                else
+                {
+                    extra = (r.Flags & NetRxFlags.ExtraInfo) != 0;
+                    if ((r.Flags & NetRxFlags.MoreData) == 0)
+                        frames++;
+                }
+            }
+            while (Rx.FreeRequests > 0)
+                Post();
+            if (Rx.PushRequestsAndCheckNotify())
+                _dom.EventChannels.Notify(Port);
+            if (frames > 0)
+                credit?.Invoke(frames);
+            else
+                Thread.Yield();
+        }
+    }
+
+    private void Post()
+    {
+        uint index = Rx.ReqProdPvt;
+        Rx.PutRequest(new NetifRxRequest { Id = (ushort)(index % Rx.Size), Gref = _rxRefs[index % (uint)_rxRefs.Length] });
+    }
+}
