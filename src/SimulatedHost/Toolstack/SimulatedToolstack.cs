@@ -132,6 +132,8 @@ public sealed class SimulatedToolstack : IAsyncDisposable
         if (disk.DirectIoSafe)
             back.Add(new("direct-io-safe", "1"));
         back.Add(new("discard-enable", discard ? "1" : "0"));
+        // libxl 4.17 names the disk protocol (xen or virtio) for every disk; the lab's recording has it.
+        back.Add(new("specification", "xen"));
 
         var front = new List<KeyValuePair<string, string>>
         {
