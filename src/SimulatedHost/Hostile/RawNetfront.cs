@@ -116,6 +116,9 @@ public sealed class RawNetfront : IAsyncDisposable
         return front;
     }
 
+    public Task WriteStateAsync(int state, CancellationToken cancellationToken = default) =>
+        _xs.WriteAsync(FrontendPath + "/state", Num(state), cancellationToken);
+
     public async Task<int?> ReadBackendStateAsync(CancellationToken cancellationToken = default)
     {
         string? s = await _xs.TryReadStringAsync(BackendPath + "/state", cancellationToken).ConfigureAwait(false);
