@@ -163,6 +163,8 @@ public class NetXsa392RxQueueTests
         await f.AssertBystanderServedAsync(1);
         // The queue's epoll, eventfds and event-channel handle went with the connection; what may remain
         // is the tap (it stays with the device), our packet socket and the raw frontend's xenstore connection.
+        // Closed is written before the disconnect has finished releasing them, hence the bounded wait.
+        await Bounded.UntilAsync(() => ProcessProbe.OpenFds() <= fds.Count + 3, NetHostileFixture.Bound, "the queue's fds to be released");
         ProcessProbe.AssertFdsBounded(fds, 3);
     }
 }
