@@ -50,6 +50,8 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     private readonly List<RawNetfront> _raws = [];
     private readonly NetQueueOptions _queue;
     private XenStoreClient _dom0 = null!;
+    // The test's own dom0 connection for polling, apart from the backends' and the toolstack's.
+    private XenStoreClient _probe = null!;
     private WatchRouter _watches = null!;
     private Task _discovery = Task.CompletedTask;
     private PacketSocket? _bystanderWire;
@@ -83,6 +85,7 @@ internal sealed class NetHostileFixture : IAsyncDisposable
             f.Grants = new CountingGrantMapper(f.Host.CreateGrantMapper(0));
             f._dom0 = await XenStoreClient.OpenSocketAsync(f.Toolstack.Dom0SocketPath);
             f._watches = new WatchRouter(f._dom0);
+            f._probe = await XenStoreClient.OpenSocketAsync(f.Toolstack.Dom0SocketPath);
             f._discovery = new BackendDiscovery(f._watches, 0, ["vif"]).RunAsync(f.OnDevicesAsync, f._stop.Token);
             f.Attacker = await f.Toolstack.CreateDomainAsync(new DomainSpec(AttackerDomid, "attacker") { Pages = 8192, GrantEntries = 8192 });
             f.BystanderGuest = await f.Toolstack.CreateDomainAsync(new DomainSpec(BystanderDomid, "bystander") { Pages = 8192, GrantEntries = 8192 });
@@ -118,13 +121,25 @@ internal sealed class NetHostileFixture : IAsyncDisposable
         return raw;
     }
 
+    /// <summary>After a fatal error: Closed, back to Initialising, wait for InitWait, then a fresh raw netfront.</summary>
+    public async Task<RawNetfront> ReconnectAttackerAsync(RawNetfront old)
+    {
+        await old.WriteStateAsync(6);
+        await WaitBackendStateAsync(AttackerNic, XenbusState.Closed);
+        await old.WriteStateAsync(1);
+        await WaitBackendStateAsync(AttackerNic, XenbusState.InitWait);
+        _raws.Remove(old);
+        await old.DisposeAsync();
+        return await ConnectAttackerAsync();
+    }
+
     public async Task WaitBackendStateAsync(AttachedDevice nic, XenbusState state)
     {
         string expected = ((int)state).ToString(CultureInfo.InvariantCulture);
         await Bounded.UntilAsync(async () =>
         {
             AssertHostAlive();
-            return await Toolstack.Dom0.TryReadStringAsync(nic.BackendPath + "/state") == expected;
+            return await _probe.TryReadStringAsync(nic.BackendPath + "/state") == expected;
         }, Bound, $"{nic.BackendPath} state {state}; log: {string.Join(" | ", Log)}");
     }
 
@@ -132,7 +147,7 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     public async Task AssertAttackerFatalAsync(string expected)
     {
         await WaitBackendStateAsync(AttackerNic, XenbusState.Closing);
-        string? error = await Toolstack.Dom0.TryReadStringAsync($"/local/domain/0/error/{AttackerNic.Path.NodeName}/error");
+        string? error = await _probe.TryReadStringAsync($"/local/domain/0/error/{AttackerNic.Path.NodeName}/error");
         Assert.False(string.IsNullOrEmpty(error), "no error node written");
         Assert.Contains(expected, error);
     }
@@ -224,6 +239,8 @@ internal sealed class NetHostileFixture : IAsyncDisposable
             await _watches.DisposeAsync();
         if (_dom0 is not null)
             await _dom0.DisposeAsync();
+        if (_probe is not null)
+            await _probe.DisposeAsync();
         if (Toolstack is not null)
             await Toolstack.DisposeAsync();
         await XenStore.DisposeAsync();

@@ -17,7 +17,8 @@ namespace XenBackends.SimulatedHost.Hostile;
 /// </summary>
 public sealed class RawNetfront : IAsyncDisposable
 {
-    public const int DataPages = 64;
+    // Enough for a full ring of slots each on its own half page (the tx fuzz stages without reuse per batch).
+    public const int DataPages = 192;
     private static readonly RingSlotLayout TxLayout = RingSlotLayout.Of<NetifTxRequest, NetifTxResponse>();
     private static readonly RingSlotLayout RxLayout = RingSlotLayout.Of<NetifRxRequest, NetifRxResponse>();
 
@@ -25,6 +26,7 @@ public sealed class RawNetfront : IAsyncDisposable
     private readonly SimulatedEventChannels _events;
     private readonly XenStoreClient _xs;
     private readonly (uint Gref, uint Frame)[] _rxBuffers;
+    private readonly List<(uint Gref, uint Frame)> _granted = [];
     private ushort _ctrlId = 1;
 
     private RawNetfront(SimulatedGuest guest, XenStoreClient xs, string frontend, string backend, bool split, bool ctrl)
@@ -131,7 +133,9 @@ public sealed class RawNetfront : IAsyncDisposable
     public (uint Gref, uint Frame) GrantPage(bool readOnly)
     {
         uint frame = Memory.AllocatePage();
-        return (Grants.GrantAccess(SimulatedXenHost.Dom0, frame, readOnly), frame);
+        var page = (Grants.GrantAccess(SimulatedXenHost.Dom0, frame, readOnly), frame);
+        _granted.Add(page);
+        return page;
     }
 
     /// <summary>Copies <paramref name="bytes"/> into data page <paramref name="page"/> at <paramref name="offset"/>; returns its gref.</summary>
@@ -280,6 +284,14 @@ public sealed class RawNetfront : IAsyncDisposable
             }
         }
         _events.Dispose();
+        // A test reconnecting many times must not run the guest out of grant entries or pages. Only
+        // call this once the backend let go of the rings (after Closed), as a real frontend would.
+        foreach (var (gref, frame) in _granted)
+        {
+            if (Grants.EndAccess(gref))
+                Memory.FreePage(frame);
+        }
+        _granted.Clear();
         await _xs.DisposeAsync().ConfigureAwait(false);
     }
 
@@ -287,6 +299,7 @@ public sealed class RawNetfront : IAsyncDisposable
     {
         uint frame = _guest.Domain.Memory.AllocatePage();
         gref = _guest.Domain.Grants.GrantAccess(SimulatedXenHost.Dom0, frame, readOnly: false);
+        _granted.Add((gref, frame));
         return new GuestRegion(_guest.Domain.Memory, frame, 1);
     }
 
