@@ -194,6 +194,22 @@ internal sealed class NetHostileFixture : IAsyncDisposable
         return rounds;
     }
 
+    /// <summary>
+    /// Open fds that are not the runtime's own assembly files (it maps a .dll the first time some code
+    /// path needs it, which would otherwise count against the backend).
+    /// </summary>
+    public static Dictionary<string, string> Fds() =>
+        ProcessProbe.FdTargets().Where(kv => !kv.Value.EndsWith(".dll", StringComparison.Ordinal)).ToDictionary();
+
+    public static void AssertFdsBounded(Dictionary<string, string> before, int slack)
+    {
+        var now = Fds();
+        if (now.Count <= before.Count + slack)
+            return;
+        var added = now.Where(kv => !before.TryGetValue(kv.Key, out var t) || t != kv.Value).Select(kv => kv.Value.Split(':')[0]);
+        Assert.Fail($"{now.Count} fds open, {before.Count} before (bound +{slack}); new: {string.Join(", ", added)}");
+    }
+
     private async Task OnDevicesAsync(IReadOnlySet<DevicePath> present)
     {
         foreach (var path in present)

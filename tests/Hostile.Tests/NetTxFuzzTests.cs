@@ -50,7 +50,7 @@ public class NetTxFuzzTests(ITestOutputHelper output)
         long seq = 0;
         int sent = 0, batches = 0, fatals = 0, validOnTap = 0, junkOnTap = 0;
         long heapBefore = ProcessProbe.HeapAfterFullGc();
-        var fds = ProcessProbe.FdTargets();
+        var fds = NetHostileFixture.Fds();
         var clock = Stopwatch.StartNew();
 
         void DrainWire()
@@ -132,7 +132,7 @@ public class NetTxFuzzTests(ITestOutputHelper output)
         await f.AssertBystanderServedAsync(seed);
         f.AssertHostAlive();
         Assert.True(ProcessProbe.HeapAfterFullGc() - heapBefore < 16 << 20, "heap grew by more than 16 MiB");
-        ProcessProbe.AssertFdsBounded(fds, 8);
+        NetHostileFixture.AssertFdsBounded(fds, 8);
         output.WriteLine($"seed {seed}: {sent} tx slots in {batches} batches, {fatals} fatal+reconnect, {validOnTap} valid and {junkOnTap} junk frames on the tap, {clock.Elapsed.TotalSeconds:0.0} s");
         Assert.True(validOnTap > requests / 20, "almost no valid frames got through: the fuzz does not exercise the data path");
     }
