@@ -45,6 +45,14 @@ public sealed record BlockBackendOptions
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
+    /// The drain when the frontend's directory is already gone (the guest was saved, migrated away or
+    /// destroyed): no response can reach it any more, so a dead image must not hold the rings of a
+    /// vanished domain for the full <see cref="DrainTimeout"/>. The short grace lets healthy in-flight
+    /// writes land before the destination re-issues them against the same image.
+    /// </summary>
+    public TimeSpan GoneFrontendDrainTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// Presents a larger logical sector size than the image reports (e.g. 4096 for a 4Kn disk image
     /// in a file); null uses the image's own. Must be a power of two >= the image's.
     /// </summary>

@@ -206,9 +206,10 @@ public sealed class BlockDevice : IBackendDevice
         if (queues.Length == 0)
             return;
         _queues = [];
-        foreach (var queue in queues) queue.RequestStop();
-        // Each worker bounds its own drain (DrainTimeout); this only waits for the threads to notice.
-        TimeSpan limit = _options.DrainTimeout + TimeSpan.FromSeconds(5);
+        TimeSpan drain = await FrontendGoneAsync().ConfigureAwait(false) ? _options.GoneFrontendDrainTimeout : _options.DrainTimeout;
+        foreach (var queue in queues) queue.RequestStop(drain);
+        // Each worker bounds its own drain; this only waits for the threads to notice.
+        TimeSpan limit = drain + TimeSpan.FromSeconds(5);
         await Task.Run(() =>
         {
             foreach (var queue in queues)
@@ -222,6 +223,25 @@ public sealed class BlockDevice : IBackendDevice
             if (queue.AbandonedInFlightIo)
                 _log?.Invoke($"queue {queue.Index}: {queue.FaultReason}");
             queue.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Whether the frontend's directory has been removed (libxl removes it first when it destroys a
+    /// domain, after a save or a migration): then nothing can consume a response any more.
+    /// </summary>
+    private async Task<bool> FrontendGoneAsync()
+    {
+        XenbusDevice? device = _device;
+        if (device is null)
+            return false;
+        try
+        {
+            return await device.ReadFrontendStateAsync(CancellationToken.None).ConfigureAwait(false) == XenbusState.Unknown;
+        }
+        catch (Exception e) when (e is XenStore.XenStoreConnectionException or ObjectDisposedException)
+        {
+            return false; // cannot tell: keep the full drain
         }
     }
 

@@ -78,7 +78,8 @@ public sealed class BlockQueue : IDisposable
     private readonly BlockDataPath _dataPath;
     private readonly int _maxIndirectSegments;
     private readonly int _maxSegments;
-    private readonly TimeSpan _drainTimeout;
+    // Shortened by RequestStop when nobody is left to answer; read by the worker after the stop signal.
+    private TimeSpan _drainTimeout;
     private readonly Action<BlockQueue, string> _fatal;
     private readonly Action<string> _withdrawFeature;
     /// <summary>The disk's QoS (shared by its queues); null when unlimited.</summary>
@@ -230,7 +231,12 @@ public sealed class BlockQueue : IDisposable
     internal void Start() => _thread.Start();
 
     /// <summary>Asks the worker to stop consuming and to finish once in-flight I/O has completed.</summary>
-    internal void RequestStop() => _stop.Signal();
+    internal void RequestStop(TimeSpan? drainTimeout = null)
+    {
+        if (drainTimeout is { } limit && limit < _drainTimeout)
+            _drainTimeout = limit;
+        _stop.Signal();
+    }
 
     /// <summary>Waits for the worker thread; false if it did not end in time.</summary>
     internal bool Join(TimeSpan timeout) => !_thread.IsAlive || _thread.Join(timeout);
@@ -886,12 +892,9 @@ public sealed class BlockQueue : IDisposable
             return;
         _epoll.Dispose();
         _stop.Dispose();
-        if (AbandonedInFlightIo)
-            return;
-        _io.Dispose();
-        _pool?.Dispose();
-        _iovecs.Dispose();
-        _indirectPages.Dispose();
+        // The ring and its port are never an I/O target, and the worker has ended: release them even
+        // when I/O was abandoned, or a saved or destroyed guest's ring pages stay mapped by dom0 for
+        // good (on Xen that keeps the dead domain around).
         _ringMemory.Dispose();
         try
         {
@@ -902,5 +905,11 @@ public sealed class BlockQueue : IDisposable
             // The port may already be gone with the domain; nothing else to release.
         }
         _events.Dispose();
+        if (AbandonedInFlightIo)
+            return; // the kernel may still complete into these buffers: leak them rather than reuse
+        _io.Dispose();
+        _pool?.Dispose();
+        _iovecs.Dispose();
+        _indirectPages.Dispose();
     }
 }

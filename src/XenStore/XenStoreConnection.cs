@@ -93,7 +93,11 @@ internal sealed class XenStoreConnection : IAsyncDisposable
 
     private void Abandon(uint reqId)
     {
-        if (_pending.TryRemove(reqId, out _)) _abandoned[reqId] = 0;
+        // Mark first, then unregister: the reader thread may dispatch this very reply in between, and
+        // must then find it in one of the two maps (it treated "neither" as a protocol violation and
+        // closed the connection, under every device of the process).
+        _abandoned[reqId] = 0;
+        if (!_pending.TryRemove(reqId, out _)) _abandoned.TryRemove(reqId, out _);
     }
 
     private void ThrowIfFaulted()

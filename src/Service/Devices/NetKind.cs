@@ -2,18 +2,21 @@ using XenBackends.Backend.Net;
 
 namespace XenBackends.Service.Devices;
 
-/// <summary>backend/vif served by the user-space netback; counters are summed over the device's queues.</summary>
+/// <summary>
+/// backend/vif served by the user-space netback, wrapped so a restarted worker re-plumbs the taps it
+/// recreates (<see cref="ResumableVif"/>); counters are summed over the device's queues.
+/// </summary>
 internal static class NetKind
 {
     public static DeviceKind Kind { get; } = new("vif", Create, Counters);
 
-    private static NetDevice Create(DeviceContext ctx) => new(new NetDeviceOptions
+    private static ResumableVif Create(DeviceContext ctx) => new(new NetDevice(new NetDeviceOptions
     {
         Grants = ctx.Grants,
         OpenEventChannels = ctx.Host.OpenEventChannels,
         MaxQueues = ctx.Config.Limits.MaxQueues,
         Log = ctx.Log,
-    });
+    }), ctx.Log);
 
     private static IReadOnlyDictionary<string, long> Counters(Xenbus.IBackendDevice device)
     {
@@ -23,7 +26,7 @@ internal static class NetKind
             ["rx_packets"] = 0, ["rx_bytes"] = 0, ["rx_drops"] = 0, ["rx_errors"] = 0,
             ["fatal_resets"] = 0, ["rx_stalls"] = 0,
         };
-        foreach (var q in ((NetDevice)device).Counters)
+        foreach (var q in ((ResumableVif)device).Inner.Counters)
         {
             var s = q.Snapshot();
             totals["tx_packets"] += s.TxPackets; totals["tx_bytes"] += s.TxBytes; totals["tx_drops"] += s.TxDrops; totals["tx_errors"] += s.TxErrors;

@@ -17,6 +17,14 @@ internal sealed class BlkfrontQueue
     private readonly Stack<ulong> _freeIds = new();
     private readonly SemaphoreSlim _slots;
     private bool _stopped;
+    // What a request gets once the ring is gone: ERROR after teardown, Requeue after suspend.
+    private short _stopStatus = BlkifRsp.Error;
+
+    /// <summary>
+    /// Not a blkif status: the request was in flight (or waiting for a slot) when the guest was
+    /// suspended, and must be issued again whole once the frontend has reconnected (blkif_recover).
+    /// </summary>
+    public const short Requeue = short.MinValue;
 
     private BlkfrontQueue(SimulatedDomain domain, SimulatedEventChannels events, BlkifAbi abi, GuestRegion region, uint[] grefs, uint port)
     {
@@ -73,7 +81,7 @@ internal sealed class BlkfrontQueue
             if (_stopped)
             {
                 _slots.Release();
-                pending.Complete(BlkifRsp.Error);
+                pending.Complete(_stopStatus);
                 return pending.Task.Result;
             }
             ulong id = _freeIds.Pop();
@@ -138,6 +146,43 @@ internal sealed class BlkfrontQueue
         return read == RingRead.Item;
     }
 
+    /// <summary>
+    /// blkfront_resume's half of blkif_free for a suspended guest: the shadow's requests are handed
+    /// back for re-issue (never failed), and the ring and its port are dropped without ending grants:
+    /// they belong to the old domain, which is destroyed with everything granted from it.
+    /// </summary>
+    public void Suspend()
+    {
+        List<Pending> orphans;
+        lock (_lock)
+        {
+            if (_stopped)
+                return;
+            _stopped = true;
+            _stopStatus = Requeue;
+            orphans = [.. _shadow.OfType<Pending>()];
+            Array.Clear(_shadow);
+        }
+        ReleaseOrphans(orphans, Requeue);
+        try
+        {
+            _events.Unbind(Port);
+        }
+        catch (Exception e) when (e is Native.XenNativeException or ObjectDisposedException)
+        {
+        }
+    }
+
+    private void ReleaseOrphans(List<Pending> orphans, short status)
+    {
+        foreach (var pending in orphans)
+        {
+            // Their slots come back too, so submitters still waiting for one wake and see the stop.
+            _slots.Release();
+            pending.Complete(status);
+        }
+    }
+
     /// <summary>blkif_free: fails what is in flight, closes the port, ends the ring grants.</summary>
     public void Teardown()
     {
@@ -150,8 +195,7 @@ internal sealed class BlkfrontQueue
             orphans = [.. _shadow.OfType<Pending>()];
             Array.Clear(_shadow);
         }
-        foreach (var pending in orphans)
-            pending.Complete(BlkifRsp.Error);
+        ReleaseOrphans(orphans, BlkifRsp.Error);
         try
         {
             _events.Unbind(Port);

@@ -17,13 +17,19 @@ namespace XenBackends.SimulatedHost.Guest;
 public sealed class SimulatedBlkfront : XenbusFrontend
 {
     private readonly BlkfrontOptions _options;
-    private readonly SimulatedEventChannels _events;
+    // Per domain: a restored guest binds its ports in the new domain.
+    private SimulatedEventChannels _events;
     private BlkfrontQueue[] _queues = [];
     private GrantedPages? _pages;
     private Task _eventLoop = Task.CompletedTask;
     private CancellationTokenSource? _eventStop;
     private int _nextQueue;
     private bool _connected;
+    // Open while requests may be issued; reset at suspend, opened again by blkif_recover.
+    private volatile TaskCompletionSource _running = Opened();
+    private volatile bool _recovering;
+    private int _reissued;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<byte, int> _reissuedByOp = new();
 
     private SimulatedBlkfront(SimulatedGuest guest, int devid, BlkfrontOptions options)
         : base(guest, "vbd", devid)
@@ -88,6 +94,12 @@ public sealed class SimulatedBlkfront : XenbusFrontend
 
     /// <summary>Raw access for hostile-guest tests; nothing else uses it.</summary>
     public FrontendHostile Hostile { get; }
+
+    /// <summary>Requests blkif_recover issued again after a resume (each time one was in flight at a suspend).</summary>
+    public int ReissuedRequests => Volatile.Read(ref _reissued);
+
+    /// <summary><see cref="ReissuedRequests"/> by blkif operation (indirect ones counted as their indirect_op).</summary>
+    public IReadOnlyDictionary<byte, int> ReissuedByOperation => _reissuedByOp;
 
     public Task WaitConnectedAsync(TimeSpan timeout) => WaitUntilAsync(() => IsConnected, timeout, "connect");
 
@@ -194,6 +206,13 @@ public sealed class SimulatedBlkfront : XenbusFrontend
         _pages = new GrantedPages(Guest.Domain, OtherEndId, Persistent);
         _connected = true;
         await SwitchStateAsync(XenbusState.Connected, ct).ConfigureAwait(false);
+        if (_recovering)
+        {
+            // blkif_recover: the features above were all re-read because the new backend may
+            // differ; now every request the shadow held goes out again, whole.
+            _recovering = false;
+            _running.TrySetResult();
+        }
     }
 
     /// <summary>blkfront_closing: no more requests; the frontend goes straight to Closed (xenbus_frontend_closed).</summary>
@@ -245,20 +264,73 @@ public sealed class SimulatedBlkfront : XenbusFrontend
     }
 
     public Task<short> ReadAsync(ulong sector, Memory<byte> buffer, int? queue = null, CancellationToken cancellationToken = default) =>
-        TransferAsync(BlkifOp.Read, sector, buffer.Length, write: null, read: buffer, queue, cancellationToken);
+        TransferWholeAsync(BlkifOp.Read, sector, buffer.Length, write: null, read: buffer, queue, cancellationToken);
 
     public Task<short> WriteAsync(ulong sector, ReadOnlyMemory<byte> data, int? queue = null, CancellationToken cancellationToken = default) =>
-        TransferAsync(BlkifOp.Write, sector, data.Length, write: data, read: null, queue, cancellationToken);
+        TransferWholeAsync(BlkifOp.Write, sector, data.Length, write: data, read: null, queue, cancellationToken);
 
     /// <summary>BLKIF_OP_WRITE_BARRIER, with or without data (an empty one is how Linux flushes over feature-barrier).</summary>
     public Task<short> BarrierAsync(ulong sector, ReadOnlyMemory<byte> data, int? queue = null, CancellationToken cancellationToken = default) =>
-        TransferAsync(BlkifOp.WriteBarrier, sector, data.Length, write: data, read: null, queue, cancellationToken);
+        TransferWholeAsync(BlkifOp.WriteBarrier, sector, data.Length, write: data, read: null, queue, cancellationToken);
 
     /// <summary>BLKIF_OP_FLUSH_DISKCACHE with no segments.</summary>
     public Task<short> FlushAsync(int? queue = null, CancellationToken cancellationToken = default) =>
-        TransferAsync(BlkifOp.FlushDiskCache, 0, 0, write: ReadOnlyMemory<byte>.Empty, read: null, queue, cancellationToken);
+        TransferWholeAsync(BlkifOp.FlushDiskCache, 0, 0, write: ReadOnlyMemory<byte>.Empty, read: null, queue, cancellationToken);
 
-    public Task<short> DiscardAsync(ulong sector, ulong nrSectors, bool secure = false, int? queue = null, CancellationToken cancellationToken = default)
+    public Task<short> DiscardAsync(ulong sector, ulong nrSectors, bool secure = false, int? queue = null, CancellationToken cancellationToken = default) =>
+        IssueAsync(BlkifOp.Discard, reissue => DiscardOnceAsync(sector, nrSectors, secure, reissue ? null : queue, cancellationToken), cancellationToken);
+
+    /// <summary>
+    /// The block layer's side of a request: issue it, and if a suspend took it back (it was in the
+    /// shadow when the guest froze), wait for blkif_recover and issue it again, whole, on whatever
+    /// queue the new connection offers. The caller sees one completion with the final status.
+    /// </summary>
+    private async Task<short> IssueAsync(byte op, Func<bool, Task<short>> attempt, CancellationToken ct)
+    {
+        bool reissue = false;
+        while (true)
+        {
+            await _running.Task.WaitAsync(ct).ConfigureAwait(false);
+            short status;
+            try
+            {
+                status = await attempt(reissue).ConfigureAwait(false);
+            }
+            catch (InvalidOperationException) when (_recovering)
+            {
+                continue; // the suspend came between the gate and the ring: not yet issued at all
+            }
+            if (status != BlkfrontQueue.Requeue)
+                return status;
+            reissue = true;
+            Interlocked.Increment(ref _reissued);
+            _reissuedByOp.AddOrUpdate(op, 1, (_, n) => n + 1);
+        }
+    }
+
+    /// <summary>
+    /// A read or write too large for the new backend's segment limit is split, as blkif_recover
+    /// splits a bio whose segments no longer fit; the parts complete as one.
+    /// </summary>
+    private Task<short> TransferWholeAsync(byte op, ulong sector, int length, ReadOnlyMemory<byte>? write, Memory<byte>? read, int? queue, CancellationToken ct) =>
+        IssueAsync(op, async reissue =>
+        {
+            int nseg = (length + 4095) / 4096;
+            if (!reissue || op is not (BlkifOp.Read or BlkifOp.Write) || nseg <= MaxSegments)
+                return await TransferAsync(op, sector, length, write, read, reissue ? null : queue, ct).ConfigureAwait(false);
+            int chunk = MaxSegments * 4096;
+            var parts = new List<Task<short>>();
+            for (int offset = 0; offset < length; offset += chunk)
+            {
+                int n = Math.Min(chunk, length - offset);
+                parts.Add(TransferWholeAsync(op, sector + (ulong)(offset / BlkifLimits.SectorSize), n,
+                    write?.Slice(offset, n), read?.Slice(offset, n), null, ct));
+            }
+            short[] statuses = await Task.WhenAll(parts).ConfigureAwait(false);
+            return statuses.FirstOrDefault(s => s != BlkifRsp.Okay, BlkifRsp.Okay);
+        }, ct);
+
+    private Task<short> DiscardOnceAsync(ulong sector, ulong nrSectors, bool secure, int? queue, CancellationToken cancellationToken)
     {
         var q = PickQueue(queue);
         ushort handle = Handle;
@@ -420,6 +492,47 @@ public sealed class SimulatedBlkfront : XenbusFrontend
     {
         FreeRings();
         _events.Dispose();
+        // A halted guest issues nothing more: anyone waiting for a resume gets an error, not a hang.
+        _recovering = false;
+        _running.TrySetResult();
+    }
+
+    /// <summary>
+    /// The guest freezes: no response is consumed any more, and every request in the shadow is taken
+    /// back for re-issue. The ring pages and grants stay with the old domain, destroyed after the save.
+    /// </summary>
+    public override bool SupportsSuspend => true;
+
+    private protected override void SuspendRings()
+    {
+        _recovering = true;
+        _running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _connected = false;
+        _eventStop?.Cancel();
+        try
+        {
+            _eventLoop.Wait(TimeSpan.FromSeconds(5));
+        }
+        catch (AggregateException)
+        {
+        }
+        foreach (var q in _queues)
+            q.Suspend();
+        _queues = [];
+        _pages = null;
+    }
+
+    private protected override void ResumeRings()
+    {
+        _events.Dispose();
+        _events = Guest.Host.OpenEventChannels(Guest.Domid);
+    }
+
+    private static TaskCompletionSource Opened()
+    {
+        var open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        open.TrySetResult();
+        return open;
     }
 
     private async Task<uint> ReadBackendUIntAsync(string key, uint? fallback, CancellationToken ct) =>

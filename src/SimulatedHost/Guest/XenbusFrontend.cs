@@ -14,7 +14,8 @@ namespace XenBackends.SimulatedHost.Guest;
 public abstract class XenbusFrontend : IGuestDriver, IAsyncDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly CancellationTokenSource _stop = new();
+    // Replaced on resume: the stop signal belongs to one attachment to one domain.
+    private CancellationTokenSource _stop = new();
     private readonly Lock _changedLock = new();
     private TaskCompletionSource _changed = NewSignal();
     private Task _loop = Task.CompletedTask;
@@ -24,15 +25,22 @@ public abstract class XenbusFrontend : IGuestDriver, IAsyncDisposable
     {
         Guest = guest;
         DevId = devid;
+        _kind = kind;
         NodeName = $"/local/domain/{guest.Domid}/device/{kind}/{devid}";
     }
 
-    public SimulatedGuest Guest { get; }
+    /// <summary>The domain the driver runs in; a restore moves it to the new domain (new domid).</summary>
+    public SimulatedGuest Guest { get; private set; }
 
     public int DevId { get; }
 
-    /// <summary>The frontend directory (<c>dev-&gt;nodename</c>).</summary>
-    public string NodeName { get; }
+    private readonly string _kind;
+
+    /// <summary>The frontend directory (<c>dev-&gt;nodename</c>); it names the domid, so it changes on restore.</summary>
+    public string NodeName { get; private set; }
+
+    /// <summary>The guest was suspended (xl save) and not yet resumed in a new domain.</summary>
+    public bool IsSuspended { get; private set; }
 
     /// <summary>The backend directory (<c>dev-&gt;otherend</c>).</summary>
     public string OtherEnd { get; private set; } = "";
@@ -158,6 +166,80 @@ public abstract class XenbusFrontend : IGuestDriver, IAsyncDisposable
     /// another (a resize sets Sectors, then ResizeCount), and a check from another thread must see all of
     /// them or none. Callers must not hold the lock themselves.
     /// </summary>
+    /// <summary>
+    /// The guest is suspended for save or migration: the driver stops at once (no state change is
+    /// written, as a frozen Linux guest writes none), keeps its in-flight requests, and drops its
+    /// xenstore connection and watch, which die with the domain. The object, which stands for the
+    /// guest kernel's memory, survives and is handed to <see cref="ResumeAsync"/> in the new domain.
+    /// </summary>
+    public async Task SuspendAsync()
+    {
+        if (IsSuspended || Halted)
+            return;
+        if (!SupportsSuspend)
+            throw new NotSupportedException($"{NodeName}: this simulated driver does not model suspend/resume");
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _loop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            IsSuspended = true;
+            SuspendRings();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+        Guest.Unregister(this);
+        if (_otherEndWatch is not null)
+            await _otherEndWatch.DisposeAsync().ConfigureAwait(false);
+        _otherEndWatch = null;
+        await Xs.DisposeAsync().ConfigureAwait(false);
+        Pulse();
+    }
+
+    /// <summary>
+    /// xenbus_dev_resume in the restored domain: the device node now lives under the new domid, the
+    /// toolstack wrote it afresh (state Initialising, a new backend); re-read the other end, follow it,
+    /// and let the driver's resume run (blkfront_resume / netfront_resume).
+    /// </summary>
+    public async Task ResumeAsync(SimulatedGuest guest, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(guest);
+        if (!IsSuspended)
+            throw new InvalidOperationException($"{NodeName} is not suspended");
+        Guest = guest;
+        NodeName = $"/local/domain/{guest.Domid}/device/{_kind}/{DevId}";
+        var stale = _stop;
+        _stop = new CancellationTokenSource();
+        stale.Dispose();
+        BackendState = XenbusState.Unknown;
+        ResumeRings();
+        IsSuspended = false;
+        await StartAsync(cancellationToken).ConfigureAwait(false);
+        // The backend may already sit in InitWait: no further change would fire our watch.
+        await WithGateAsync(async () =>
+        {
+            BackendState = XenbusStates.Parse(await Xs.TryReadStringAsync(OtherEnd + "/state", cancellationToken).ConfigureAwait(false));
+            await OtherEndChangedAsync(BackendState).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Whether the driver models Linux's suspend/resume (only blkfront does so far).</summary>
+    public virtual bool SupportsSuspend => false;
+
+    /// <summary>Freeze the rings for suspend: in-flight requests stay in the shadow, nothing fails.</summary>
+    private protected virtual void SuspendRings() => throw new NotSupportedException();
+
+    /// <summary>Rebind what belongs to the domain (event channels) before the handshake restarts.</summary>
+    private protected virtual void ResumeRings() => throw new NotSupportedException();
+
     public async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what)
     {
         using var cts = new CancellationTokenSource(timeout);
@@ -240,11 +322,13 @@ public abstract class XenbusFrontend : IGuestDriver, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        bool suspended = IsSuspended;
         await HaltAsync().ConfigureAwait(false);
         Guest.Unregister(this);
+        // A suspended driver already closed its connection with the old domain.
         if (_otherEndWatch is not null)
             await _otherEndWatch.DisposeAsync().ConfigureAwait(false);
-        if (Xs is not null)
+        if (Xs is not null && !suspended)
             await Xs.DisposeAsync().ConfigureAwait(false);
         _stop.Dispose();
         GC.SuppressFinalize(this);

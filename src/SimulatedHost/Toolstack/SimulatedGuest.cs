@@ -1,3 +1,4 @@
+using XenBackends.SimulatedHost.Guest;
 using XenBackends.XenStore;
 
 namespace XenBackends.SimulatedHost.Toolstack;
@@ -17,6 +18,8 @@ public sealed class SimulatedGuest
 {
     private readonly Lock _lock = new();
     private readonly List<IGuestDriver> _drivers = [];
+    private readonly List<DiskSpec> _disks = [];
+    private readonly List<NicSpec> _nics = [];
 
     internal SimulatedGuest(SimulatedXenHost host, SimulatedDomain domain, DomainSpec spec, string xenStoreSocketPath, Guid uuid)
     {
@@ -63,6 +66,60 @@ public sealed class SimulatedGuest
     {
         lock (_lock)
             _drivers.Remove(driver);
+    }
+
+    /// <summary>The guest's disks as configured (libxl keeps the domain config for save and migrate).</summary>
+    public IReadOnlyList<DiskSpec> Disks
+    {
+        get
+        {
+            lock (_lock)
+                return [.. _disks];
+        }
+    }
+
+    /// <summary>The guest's NICs, each with the devid it was given.</summary>
+    public IReadOnlyList<NicSpec> Nics
+    {
+        get
+        {
+            lock (_lock)
+                return [.. _nics];
+        }
+    }
+
+    internal void Remember(DiskSpec disk)
+    {
+        lock (_lock)
+            _disks.Add(disk);
+    }
+
+    internal void Remember(NicSpec nic)
+    {
+        lock (_lock)
+            _nics.Add(nic);
+    }
+
+    /// <summary>
+    /// The guest acknowledges a suspend request: every frontend freezes with its in-flight requests
+    /// kept, and leaves this domain's driver list (it will resume in another domain). Refused before
+    /// anything stops when a driver cannot model resume, so a save never half-happens.
+    /// </summary>
+    internal async Task<IReadOnlyList<XenbusFrontend>> SuspendDriversAsync()
+    {
+        IGuestDriver[] drivers;
+        lock (_lock)
+            drivers = [.. _drivers];
+        var frontends = new List<XenbusFrontend>();
+        foreach (var driver in drivers)
+        {
+            if (driver is not XenbusFrontend { SupportsSuspend: true } frontend)
+                throw new NotSupportedException($"{driver.GetType().Name} of domain {Domid} does not model suspend/resume");
+            frontends.Add(frontend);
+        }
+        foreach (var frontend in frontends)
+            await frontend.SuspendAsync().ConfigureAwait(false);
+        return frontends;
     }
 
     internal async Task HaltAsync()

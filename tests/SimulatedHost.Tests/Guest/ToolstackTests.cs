@@ -67,7 +67,8 @@ public sealed class ToolstackTests
         {
             ["bootable"] = "1", ["dev"] = "xvda", ["device-type"] = "disk", ["discard-enable"] = "1",
             ["frontend"] = "/local/domain/5/device/vbd/51712", ["frontend-id"] = "5", ["mode"] = "w", ["online"] = "1",
-            ["params"] = "/img", ["removable"] = "0", ["script"] = "/path/to/our-hotplug", ["state"] = "1", ["type"] = "phy",
+            ["params"] = "/img", ["removable"] = "0", ["script"] = "/path/to/our-hotplug", ["specification"] = "xen",
+            ["state"] = "1", ["type"] = "phy",
         }, backend);
         var frontend = await XsDump.TreeAsync(xs, "/local/domain/5/device/vbd/51712");
         Assert.Equal(new SortedDictionary<string, string>(StringComparer.Ordinal)

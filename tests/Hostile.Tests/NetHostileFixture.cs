@@ -1,0 +1,267 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using XenBackends.Backend.Net;
+using XenBackends.Backend.Net.Tests.Infra;
+using XenBackends.Rings.Netif;
+using XenBackends.SimulatedHost;
+using XenBackends.SimulatedHost.Guest;
+using XenBackends.SimulatedHost.Hostile;
+using XenBackends.SimulatedHost.Toolstack;
+using XenBackends.SimulatedHost.XenStore;
+using XenBackends.XenStore;
+using XenBackends.Xenbus;
+
+namespace XenBackends.Hostile.Tests;
+
+/// <summary>
+/// vif-bridge for these tests: the tap goes into the test-made namespace and comes up (no address,
+/// no IPv6: the only frames on it are the ones a test sends), then hotplug-status=connected.
+/// </summary>
+internal sealed class NamespaceVifHotplug(NetNamespace ns) : IHotplugScripts
+{
+    public async Task RunAsync(HotplugInvocation invocation, XenStoreClient dom0, CancellationToken cancellationToken)
+    {
+        if (invocation is not { Kind: "vif", Action: "online" })
+            return;
+        string vif = invocation.Environment["vif"];
+        ns.Adopt(vif);
+        ns.Exec("sysctl", "-qw", $"net/ipv6/conf/{vif}/disable_ipv6=1");
+        ns.Ip("link", "set", vif, "up");
+        await dom0.WriteAsync(invocation.BackendPath + "/hotplug-status", "connected", cancellationToken);
+    }
+}
+
+/// <summary>
+/// One net backend host serving two guests on the simulated host: the attacker (domid 7, a
+/// <see cref="RawNetfront"/>) and a bystander (domid 8, the Linux-like netfront). Both vifs are
+/// real taps in one test-made namespace. Every NetDevice shares one grant mapper, as in the service,
+/// and runs through <see cref="BackendLifecycle"/>; the lifecycle tasks are watched so "the backend
+/// stays up" is an assertion, not a hope.
+/// </summary>
+internal sealed class NetHostileFixture : IAsyncDisposable
+{
+    public const ushort AttackerDomid = 7;
+    public const ushort BystanderDomid = 8;
+    public static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
+    public static readonly byte[] TapMac = [0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ConcurrentDictionary<DevicePath, (NetDevice Device, Task Run)> _devices = new();
+    private readonly List<RawNetfront> _raws = [];
+    private readonly NetQueueOptions _queue;
+    private XenStoreClient _dom0 = null!;
+    // The test's own dom0 connection for polling, apart from the backends' and the toolstack's.
+    private XenStoreClient _probe = null!;
+    private WatchRouter _watches = null!;
+    private Task _discovery = Task.CompletedTask;
+    private PacketSocket? _bystanderWire;
+
+    private NetHostileFixture(NetQueueOptions? queue) => _queue = queue ?? new NetQueueOptions();
+
+    public SimulatedXenHost Host { get; } = new();
+    public XenStoreServer XenStore { get; } = new();
+    public NetNamespace Ns { get; } = new();
+    public SimulatedToolstack Toolstack { get; private set; } = null!;
+    public CountingGrantMapper Grants { get; private set; } = null!;
+    public ConcurrentQueue<string> Log { get; } = new();
+    public SimulatedGuest Attacker { get; private set; } = null!;
+    public AttachedDevice AttackerNic { get; private set; } = null!;
+    public SimulatedGuest BystanderGuest { get; private set; } = null!;
+    public AttachedDevice BystanderNic { get; private set; } = null!;
+    public SimulatedNetfront Bystander { get; private set; } = null!;
+    public byte[] AttackerMac { get; } = [0x00, 0x16, 0x3E, 0x00, 0x07, 0x01];
+    public byte[] BystanderMac { get; } = [0x00, 0x16, 0x3E, 0x00, 0x08, 0x01];
+
+    /// <summary>Tap names carry our pid: another checkout's test run on this machine must not collide.</summary>
+    public string AttackerVif { get; } = $"xha{Environment.ProcessId % 1_000_000}";
+    public string BystanderVif { get; } = $"xhb{Environment.ProcessId % 1_000_000}";
+
+    public static async Task<NetHostileFixture> CreateAsync(NetQueueOptions? queue = null)
+    {
+        var f = new NetHostileFixture(queue);
+        try
+        {
+            f.Toolstack = await SimulatedToolstack.StartAsync(f.Host, f.XenStore, new ToolstackOptions { HotplugScripts = new NamespaceVifHotplug(f.Ns) });
+            f.Grants = new CountingGrantMapper(f.Host.CreateGrantMapper(0));
+            f._dom0 = await XenStoreClient.OpenSocketAsync(f.Toolstack.Dom0SocketPath);
+            f._watches = new WatchRouter(f._dom0);
+            f._probe = await XenStoreClient.OpenSocketAsync(f.Toolstack.Dom0SocketPath);
+            f._discovery = new BackendDiscovery(f._watches, 0, ["vif"]).RunAsync(f.OnDevicesAsync, f._stop.Token);
+            f.Attacker = await f.Toolstack.CreateDomainAsync(new DomainSpec(AttackerDomid, "attacker") { Pages = 8192, GrantEntries = 8192 });
+            f.BystanderGuest = await f.Toolstack.CreateDomainAsync(new DomainSpec(BystanderDomid, "bystander") { Pages = 8192, GrantEntries = 8192 });
+            f.AttackerNic = await f.Toolstack.AddNicAsync(AttackerDomid, new NicSpec { Mac = Mac(f.AttackerMac), VifName = f.AttackerVif });
+            f.BystanderNic = await f.Toolstack.AddNicAsync(BystanderDomid, new NicSpec { Mac = Mac(f.BystanderMac), VifName = f.BystanderVif });
+            f.Bystander = await SimulatedNetfront.AttachAsync(f.BystanderGuest, f.BystanderNic.DevId, new NetfrontOptions { MaxQueues = 1 });
+            await f.Bystander.WaitConnectedAsync(Bound);
+            await f.WaitBackendStateAsync(f.BystanderNic, XenbusState.Connected);
+            f._bystanderWire = f.Ns.Inside(() => PacketSocket.Open(f.BystanderVif));
+            return f;
+        }
+        catch
+        {
+            await f.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static string Mac(byte[] m) => string.Join(':', m.Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));
+
+    public NetDevice Device(AttachedDevice nic) => _devices[nic.Path].Device;
+
+    public NetDevice AttackerDevice => Device(AttackerNic);
+
+    public NetQueueStats AttackerStats => AttackerDevice.Counters[0].Snapshot();
+
+    /// <summary>Handshakes a raw attacker netfront and waits until the backend is Connected.</summary>
+    public async Task<RawNetfront> ConnectAttackerAsync(bool split = false, bool ctrl = false)
+    {
+        var raw = await RawNetfront.StartAsync(Attacker, AttackerNic.DevId, split, ctrl);
+        _raws.Add(raw);
+        await WaitBackendStateAsync(AttackerNic, XenbusState.Connected);
+        return raw;
+    }
+
+    /// <summary>After a fatal error: Closed, back to Initialising, wait for InitWait, then a fresh raw netfront.</summary>
+    public async Task<RawNetfront> ReconnectAttackerAsync(RawNetfront old)
+    {
+        await old.WriteStateAsync(6);
+        await WaitBackendStateAsync(AttackerNic, XenbusState.Closed);
+        await old.WriteStateAsync(1);
+        await WaitBackendStateAsync(AttackerNic, XenbusState.InitWait);
+        _raws.Remove(old);
+        await old.DisposeAsync();
+        return await ConnectAttackerAsync();
+    }
+
+    public async Task WaitBackendStateAsync(AttachedDevice nic, XenbusState state)
+    {
+        string expected = ((int)state).ToString(CultureInfo.InvariantCulture);
+        await Bounded.UntilAsync(async () =>
+        {
+            AssertHostAlive();
+            return await _probe.TryReadStringAsync(nic.BackendPath + "/state") == expected;
+        }, Bound, $"{nic.BackendPath} state {state}; log: {string.Join(" | ", Log)}");
+    }
+
+    /// <summary>FATAL (xenvif_fatal_tx_err): error node written, backend Closing, one fatal reset counted.</summary>
+    public async Task AssertAttackerFatalAsync(string expected)
+    {
+        await WaitBackendStateAsync(AttackerNic, XenbusState.Closing);
+        string? error = await _probe.TryReadStringAsync($"/local/domain/0/error/{AttackerNic.Path.NodeName}/error");
+        Assert.False(string.IsNullOrEmpty(error), "no error node written");
+        Assert.Contains(expected, error);
+    }
+
+    /// <summary>No device's lifecycle has ended: nothing crashed (the backend "process" is this one).</summary>
+    public void AssertHostAlive()
+    {
+        foreach (var (path, (_, run)) in _devices)
+        {
+            if (run.IsFaulted)
+                throw new InvalidOperationException($"the lifecycle of {path} crashed", run.Exception);
+        }
+        Assert.False(_discovery.IsCompleted, "device discovery stopped");
+    }
+
+    /// <summary>The bystander's vif still carries frames both ways, byte for byte.</summary>
+    public async Task AssertBystanderServedAsync(int round)
+    {
+        AssertHostAlive();
+        Assert.True(_devices.TryGetValue(BystanderNic.Path, out var d) && !d.Run.IsCompleted, "the bystander's vif stopped being served");
+        var wire = _bystanderWire!;
+        var outbound = Frames.Raw(100 + round % 900, TapMac, BystanderMac, seed: (byte)round);
+        Assert.Equal(NetifRsp.Okay, await Bystander.SendAsync(outbound).WaitAsync(Bound));
+        // Frames of earlier rounds may still be queued on the socket; ours must come within the bound.
+        byte[]? seen;
+        do
+            seen = wire.Receive((int)Bound.TotalMilliseconds);
+        while (seen is not null && !seen.AsSpan().SequenceEqual(outbound));
+        Assert.Equal(outbound, seen);
+        var inbound = Frames.Raw(120 + round % 900, BystanderMac, TapMac, seed: (byte)(round + 1));
+        wire.Send(inbound);
+        using var cts = new CancellationTokenSource(Bound);
+        Assert.Equal(inbound, (await Bystander.ReceiveAsync(cts.Token)).Data);
+    }
+
+    /// <summary>Keeps the bystander's traffic going until <paramref name="until"/> completes.</summary>
+    public async Task<int> BystanderDuringAsync(Task until)
+    {
+        int rounds = 0;
+        while (!until.IsCompleted)
+            await AssertBystanderServedAsync(rounds++);
+        await until;
+        await AssertBystanderServedAsync(rounds++);
+        return rounds;
+    }
+
+    /// <summary>
+    /// Open fds that are not the runtime's own assembly files (it maps a .dll the first time some code
+    /// path needs it, which would otherwise count against the backend).
+    /// </summary>
+    public static Dictionary<string, string> Fds() =>
+        ProcessProbe.FdTargets().Where(kv => !kv.Value.EndsWith(".dll", StringComparison.Ordinal)).ToDictionary();
+
+    public static void AssertFdsBounded(Dictionary<string, string> before, int slack)
+    {
+        var now = Fds();
+        if (now.Count <= before.Count + slack)
+            return;
+        var added = now.Where(kv => !before.TryGetValue(kv.Key, out var t) || t != kv.Value).Select(kv => kv.Value.Split(':')[0]);
+        Assert.Fail($"{now.Count} fds open, {before.Count} before (bound +{slack}); new: {string.Join(", ", added)}");
+    }
+
+    private async Task OnDevicesAsync(IReadOnlySet<DevicePath> present)
+    {
+        foreach (var path in present)
+        {
+            if (_devices.ContainsKey(path))
+                continue;
+            XenbusDevice xenbus;
+            try
+            {
+                xenbus = await XenbusDevice.OpenAsync(_watches, path, _stop.Token);
+            }
+            catch (FrontendConfigurationException)
+            {
+                continue; // not fully written yet; the next scan retries
+            }
+            var device = new NetDevice(new NetDeviceOptions
+            {
+                Grants = Grants,
+                OpenEventChannels = () => Host.OpenEventChannels(0),
+                Queue = _queue,
+                Log = Log.Enqueue,
+            });
+            var lifecycle = new BackendLifecycle(xenbus, device, Log.Enqueue);
+            _devices[path] = (device, Task.Run(() => lifecycle.RunAsync(_stop.Token)));
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _bystanderWire?.Dispose();
+        foreach (var raw in _raws)
+            await raw.DisposeAsync();
+        if (Bystander is not null)
+            await Bystander.DisposeAsync();
+        _stop.Cancel();
+        foreach (var (device, run) in _devices.Values)
+        {
+            try { await run; } catch (OperationCanceledException) { }
+            await device.DisposeAsync();
+        }
+        try { await _discovery; } catch (OperationCanceledException) { }
+        if (_watches is not null)
+            await _watches.DisposeAsync();
+        if (_dom0 is not null)
+            await _dom0.DisposeAsync();
+        if (_probe is not null)
+            await _probe.DisposeAsync();
+        if (Toolstack is not null)
+            await Toolstack.DisposeAsync();
+        await XenStore.DisposeAsync();
+        Grants?.Dispose();
+        Ns.Dispose();
+        Host.Dispose();
+    }
+}
