@@ -96,7 +96,7 @@ lab_diagnostics() {
   local f
   for f in "$LAB_CONSOLE_DIR"/guest-*.log; do
     [ -f "$f" ] || continue
-    tail -n 30 "$f" | tr -d '\r' | sed "s|^|LAB-DIAG: $(basename "$f"): |"
+    tail -n 60 "$f" | tr -d '\r' | sed "s|^|LAB-DIAG: $(basename "$f"): |"
   done
   for f in /var/log/xen/xl-*.log; do
     [ -f "$f" ] && tail -n 20 "$f" | sed "s|^|LAB-DIAG: $(basename "$f"): |"

@@ -67,7 +67,9 @@ lab_ours_gone() {
 lab_ours_guest() {
   local name=$1 script=$2 disk=$3 vif=$4; shift 4
   local cfg domid t0=$SECONDS
-  cfg=$(lab_guest_cfg "$name" "$script" "$disk" "$vif" "$@")
+  # loglevel=7 after lab_guest_cfg's "quiet": the guest's kernel messages (blkfront/netfront
+  # complaints about our answers) land in its console log, which diagnostics show.
+  cfg=$(lab_guest_cfg "$name" "$script" "$disk" "$vif" loglevel=7 "$@")
   lab_create_guest "$cfg"
   domid=$(lab_domid "$name")
   lab_result dom0.guest_create_s $((SECONDS - t0)) domid="$domid"
