@@ -32,10 +32,14 @@ fio_verify() {
 for spec in "rand4k randwrite 4k 8" "seq1m write 1M 4"; do
   set -- $spec
   t0=$(lab_now)
-  line=$(fio_verify "$@") || { cat /tmp/fio.err; lab_fail "fio --verify $1 failed: $(tr '\n' ' ' < /tmp/fio.err | cut -c1-200)"; }
+  out=$(fio_verify "$@") || { cat /tmp/fio.err; lab_fail "fio --verify $1 failed: $(tr '\n' ' ' < /tmp/fio.err | cut -c1-200)"; }
   t1=$(lab_now)
-  # fio exits 0 only if every block verified; also insist it really moved the data.
-  echo "$line" | awk -F';' -v mb="$LAB_VERIFY_MB" '{exit !($7 >= mb*1024 && $48 >= mb*1024)}' \
+  # fio may print notes before the terse line ("multiple writers may overwrite blocks": not
+  # here, the jobs' halves are disjoint); the figures are on the last line.
+  line=$(echo "$out" | tail -n 1)
+  # fio exits 0 only if every block verified; also insist it really moved the data (terse v3:
+  # field 6 = read KiB, i.e. the verify pass; field 47 = write KiB).
+  echo "$line" | awk -F';' -v mb="$LAB_VERIFY_MB" '{exit !($6 >= mb*1024 && $47 >= mb*1024)}' \
     || lab_fail "fio $1 moved less than ${LAB_VERIFY_MB} MiB each way: $line"
   lab_result "guest.fio_verify_$1" ok jobs=2 qd="$4" mib="$LAB_VERIFY_MB" \
     write_iops="$(echo "$line" | cut -d';' -f49)" verify_read_iops="$(echo "$line" | cut -d';' -f8)" \

@@ -105,6 +105,22 @@ public sealed class ValidationTests
     public Task WriteToAReadOnlyDiskIsAnError() =>
         AssertRefusedAsync(f => f.PutRw(0, BlkifOp.Write, 0xBAD, 0, [Seg(WritablePage(f), 0, 7)]), BlkifRsp.Error, BlkifOp.Write, keys: ReadOnly);
 
+    /// <summary>
+    /// Found on real Xen (lab disk): Linux blkfront's empty flush carries sector_number
+    /// (sector_t)-1; blkback checks no range for zero sectors. Answering ERROR made blkfront log
+    /// "empty flush op failed" and disable flushes.
+    /// </summary>
+    [Theory]
+    [InlineData(BlkifOp.FlushDiskCache)]
+    [InlineData(BlkifOp.WriteBarrier)]
+    public async Task EmptyFlushWithLinuxSectorMinusOneSucceeds(byte op)
+    {
+        await using var h = await BlockHarness.CreateAsync(ImageBytes);
+        var front = await h.ConnectAsync(BlkifAbi.X86_64);
+        front.PutRw(0, op, 9, ulong.MaxValue, []);
+        Assert.Equal(new TestBlkfront.Response(9, op, BlkifRsp.Okay), await front.RoundTripAsync(0));
+    }
+
     [Fact]
     public Task FlushOnAReadOnlyDiskIsAnError() =>
         AssertRefusedAsync(f => f.PutRw(0, BlkifOp.FlushDiskCache, 0xBAD, 0, []), BlkifRsp.Error, BlkifOp.FlushDiskCache, keys: ReadOnly);

@@ -275,7 +275,8 @@ public sealed class SimulatedBlkfront : XenbusFrontend
 
     /// <summary>BLKIF_OP_FLUSH_DISKCACHE with no segments.</summary>
     public Task<short> FlushAsync(int? queue = null, CancellationToken cancellationToken = default) =>
-        TransferWholeAsync(BlkifOp.FlushDiskCache, 0, 0, write: ReadOnlyMemory<byte>.Empty, read: null, queue, cancellationToken);
+        // sector_number (sector_t)-1, as Linux blkfront sends it (blk_rq_init; seen on real Xen).
+        TransferWholeAsync(BlkifOp.FlushDiskCache, ulong.MaxValue, 0, write: ReadOnlyMemory<byte>.Empty, read: null, queue, cancellationToken);
 
     public Task<short> DiscardAsync(ulong sector, ulong nrSectors, bool secure = false, int? queue = null, CancellationToken cancellationToken = default) =>
         IssueAsync(BlkifOp.Discard, reissue => DiscardOnceAsync(sector, nrSectors, secure, reissue ? null : queue, cancellationToken), cancellationToken);
