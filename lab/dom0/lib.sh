@@ -65,8 +65,12 @@ lab_console_log() { echo "$LAB_CONSOLE_DIR/guest-$1.log"; }
 # early if the guest is gone, and shows the log's tail either way.
 lab_wait_console() {
   local name=$1 re=$2 secs=$3 log; log=$(lab_console_log "$1")
-  local end=$((SECONDS + secs))
+  local end=$((SECONDS + secs)) mark=/run/lab/$name.console-shown
   until grep -aqE "$re" "$log" 2>/dev/null; do
+    # Progress, live: the guest's figures and its kernel's complaints, as they appear (the
+    # host shows LAB-NOTE lines at once; a hang is then visible while it happens). The mark
+    # file remembers what was shown across calls.
+    lab_console_progress "$name" "$log" "$(cat "$mark" 2>/dev/null || echo 0)" > "$mark.new" && mv "$mark.new" "$mark"
     if ! lab_domid "$name" >/dev/null; then
       grep -aqE "$re" "$log" 2>/dev/null && return 0
       lab_tail_console "$name"; lab_fail "guest $name ended before printing /$re/"
@@ -76,6 +80,18 @@ lab_wait_console() {
     fi
     sleep 1
   done
+}
+
+# lab_console_progress NAME LOG SHOWN: prints the interesting console lines after line SHOWN as
+# LAB-NOTE, and echoes the new line count on fd 1 last (callers keep it).
+lab_console_progress() {
+  local n; n=$(wc -l < "$2" 2>/dev/null || echo 0)
+  if [ "$n" -gt "$3" ]; then
+    sed -n "$(($3 + 1)),${n}p" "$2" | tr -d '\r' \
+      | grep -aE 'LAB-|blkfront|netfront|xvda|eth0|BUG|WARN|error|fail' \
+      | sed -e 's/LAB-RESULT:/result:/' -e "s/^/LAB-NOTE: guest $1: /" >/dev/console   # figures are relayed once, at the end
+  fi
+  echo "$n"
 }
 
 lab_tail_console() { tail -n 40 "$(lab_console_log "$1")" 2>/dev/null | tr -d '\r' | sed "s/^/LAB-DIAG: guest $1: /"; }

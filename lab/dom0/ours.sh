@@ -88,7 +88,10 @@ lab_ours_guest() {
   fi
   lab_wait_console "$name" 'LAB-GUEST-DONE' 900
   lab_guest_relay "$name"
-  lab_result dom0.worker_alive pid="$(lab_ours_worker "$domid")"
+  # The worker must have served the whole run: a crash would have been hidden by the restart.
+  local deaths; deaths=$(grep -c 'died (' "$LAB_SERVICE_LOG" || true)
+  lab_result dom0.worker_deaths "$deaths"
+  [ "$deaths" -eq 0 ] || { lab_ours_log_tail; lab_fail "a xen-backends worker died during the run"; }
   [ "$(lab_guest_verdict "$name")" = PASS ] || { lab_tail_console "$name"; lab_ours_log_tail; lab_fail "guest verdict: $(lab_guest_verdict "$name")"; }
   lab_result dom0.guest_s $((SECONDS - t0))
   lab_destroy_guest "$name"

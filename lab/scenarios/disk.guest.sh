@@ -10,10 +10,11 @@ lab_result guest.disk_bytes "$(awk '{print $1 * 512}' /sys/block/xvda/size)"
 
 dd if=/dev/urandom of=/tmp/pattern bs=1M count="$LAB_DATA_MB" 2>/dev/null
 t0=$(lab_now)
-dd if=/tmp/pattern of=/dev/xvda bs=1M oflag=direct conv=fsync 2>/dev/null || lab_fail "write to xvda failed"
+# Every step bounded: a backend that stops answering must fail here, with the step named.
+timeout 120 dd if=/tmp/pattern of=/dev/xvda bs=1M oflag=direct conv=fsync 2>/dev/null || lab_fail "write to xvda failed or hung"
 t1=$(lab_now)
 echo 3 > /proc/sys/vm/drop_caches
-dd if=/dev/xvda of=/tmp/readback bs=1M count="$LAB_DATA_MB" iflag=direct 2>/dev/null || lab_fail "read from xvda failed"
+timeout 120 dd if=/dev/xvda of=/tmp/readback bs=1M count="$LAB_DATA_MB" iflag=direct 2>/dev/null || lab_fail "read from xvda failed or hung"
 t2=$(lab_now)
 cmp /tmp/pattern /tmp/readback || lab_fail "data read back differs from data written"
 lab_result guest.disk_integrity ok mib="$LAB_DATA_MB" sha256="$(sha256sum < /tmp/readback | cut -c1-16)"
@@ -24,7 +25,7 @@ rm -f /tmp/pattern /tmp/readback
 # fio_verify NAME RW BS DEPTH: terse v3, field 8 = read IOPS (the verify pass), 49 = write IOPS.
 fio_verify() {
   half=$((LAB_VERIFY_MB / 2))
-  fio --name="$1" --filename=/dev/xvda --rw="$2" --bs="$3" --iodepth="$4" --numjobs=2 \
+  timeout 300 fio --name="$1" --filename=/dev/xvda --rw="$2" --bs="$3" --iodepth="$4" --numjobs=2 \
       --size="${half}M" --offset_increment="${half}M" --direct=1 --ioengine=libaio --thread \
       --verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting \
       --output-format=terse --terse-version=3 2>/tmp/fio.err
