@@ -50,7 +50,7 @@ lab_ours_connected() {
 lab_ours_gone() {
   local d=$1
   lab_wait_for 60 "worker of domain $d to exit" sh -c "! pgrep -f 'xen-backends worker --domid $d( |\$)'" || { lab_ours_log_tail; exit 1; }
-  lab_wait_for 30 "tap vif$d.0 to disappear" sh -c "! ip link show vif$d.0" || exit 1
+  lab_wait_for 30 "every tap vif$d.* to disappear" sh -c "! ip -o link show | grep -q ': vif$d\.'" || exit 1
   local k
   for k in vbd vif; do
     lab_wait_for 30 "backend/$k/$d to be removed" sh -c "! xenstore-exists /local/domain/0/backend/$k/$d" || {

@@ -135,7 +135,11 @@ public sealed class BlockQueue : IDisposable
         _domid = domid;
         _ringMemory = ringMemory;
         _abi = abi;
-        _ring = BackRing.Attach(ringMemory, BlkifProtocol.Layout(abi));
+        // At the shared rsp_prod, not at 0: equal on a fresh ring (SHARED_RING_INIT), and right for a
+        // worker restarted under a live guest, whose indexes are far past one ring (real Xen: a
+        // restarted worker attached at 0 saw "a bogus req_prod" and halted the ring). Requests the
+        // killed worker took but never answered lie after rsp_prod and are served again.
+        _ring = BackRing.AttachAtSharedIndexes(ringMemory, BlkifProtocol.Layout(abi));
         _events = events;
         _port = port;
         _grants = grants;

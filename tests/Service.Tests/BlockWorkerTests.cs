@@ -30,6 +30,10 @@ public sealed class BlockWorkerTests
         await harness.StepAsync(() => blk.WaitConnectedAsync(Connect));
         byte[] before = Data(1, 64 << 10);
         Assert.Equal(BlkifRsp.Okay, await blk.WriteAsync(0, before));
+        // Past a ring's worth of requests, as any real guest is: the restarted worker must attach at
+        // the shared rsp_prod, not at 0 (in the Xen lab it saw "a bogus req_prod" and halted the ring).
+        for (int i = 0; i < 40; i++)
+            Assert.Equal(BlkifRsp.Okay, await blk.WriteAsync(0, before));
         int firstPid = harness.Supervisor.WorkerPids()[21];
 
         Process.GetProcessById(firstPid).Kill(); // SIGKILL: the worker releases nothing itself

@@ -1,0 +1,42 @@
+# Scenario: our backends through a guest's life events, on real Xen: worker SIGKILLed under
+# fio --verify load and restarted by the supervisor (data must verify), xl block-detach +
+# block-attach (data must be back), xl network-detach + network-attach (traffic must flow on
+# the new vif), and xl destroy leaving no worker, tap or xenstore node (lab_ours_gone).
+. /lab/ours.sh
+name=lc
+lab_ours_start
+img=$(lab_ours_image 64)
+disk=$(lab_ours_disk "$img")
+lab_create_guest "$(lab_guest_cfg "$name" lifecycle "$disk" "$LAB_OURS_VIF" loglevel=7)"
+domid=$(lab_domid "$name")
+lab_ours_connected "$domid" vbd 51712
+lab_ours_connected "$domid" vif 0
+
+lab_wait_console "$name" 'LAB-GUEST: load-started' 300
+sleep 3
+old=$(lab_ours_worker "$domid")
+[ -n "$old" ] || lab_fail "no worker to kill"
+kill -KILL "$old"
+lab_wait_for 60 "a new worker for domain $domid" sh -c "p=\$(pgrep -f 'xen-backends worker --domid $domid( |\$)' | head -n1); [ -n \"\$p\" ] && [ \"\$p\" != $old ]" || { lab_ours_log_tail; exit 1; }
+lab_result dom0.worker_restarted old="$old" new="$(lab_ours_worker "$domid")"
+
+lab_wait_console "$name" 'LAB-GUEST: ready-for-block-detach' 400
+timeout 120 xl block-detach "$name" xvda || { lab_ours_log_tail; lab_fail "xl block-detach failed"; }
+lab_result dom0.block_detach ok
+timeout 120 xl block-attach "$name" "$disk" || { lab_ours_log_tail; lab_fail "xl block-attach failed"; }
+lab_ours_connected "$domid" vbd 51712
+
+lab_wait_console "$name" 'LAB-GUEST: ready-for-net-detach' 300
+timeout 120 xl network-detach "$name" 0 || { lab_ours_log_tail; lab_fail "xl network-detach failed"; }
+lab_wait_for 30 "tap vif$domid.0 to disappear" sh -c "! ip link show vif$domid.0" || exit 1
+lab_result dom0.network_detach ok
+timeout 120 xl network-attach "$name" "$LAB_OURS_VIF" || { lab_ours_log_tail; lab_fail "xl network-attach failed"; }
+devid=$(xenstore-list "/local/domain/0/backend/vif/$domid" | tail -n 1)
+lab_ours_connected "$domid" vif "$devid"
+
+lab_wait_console "$name" 'LAB-GUEST-DONE' 300
+lab_guest_relay "$name"
+[ "$(lab_guest_verdict "$name")" = PASS ] || { lab_tail_console "$name"; lab_ours_log_tail; lab_fail "guest verdict: $(lab_guest_verdict "$name")"; }
+lab_result dom0.worker_deaths "$(grep -c 'died (' "$LAB_SERVICE_LOG" || true)" expected=1
+lab_destroy_guest "$name"
+lab_ours_gone "$domid"
