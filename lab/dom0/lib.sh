@@ -96,11 +96,13 @@ lab_diagnostics() {
   local f
   for f in "$LAB_CONSOLE_DIR"/guest-*.log; do
     [ -f "$f" ] || continue
-    tail -n 30 "$f" | tr -d '\r' | sed "s|^|LAB-DIAG: $(basename "$f"): |"
+    tail -n 60 "$f" | tr -d '\r' | sed "s|^|LAB-DIAG: $(basename "$f"): |"
   done
   for f in /var/log/xen/xl-*.log; do
     [ -f "$f" ] && tail -n 20 "$f" | sed "s|^|LAB-DIAG: $(basename "$f"): |"
   done
+  # The project's service, when a scenario ran it (dom0/ours.sh): its last words.
+  [ -f /run/lab/xen-backends.log ] && tail -n 40 /run/lab/xen-backends.log | sed 's/^/LAB-DIAG: xen-backends: /'
   xl list 2>&1 | sed 's/^/LAB-DIAG: xl list: /'
   dmesg | tail -n 20 | sed 's/^/LAB-DIAG: dmesg: /'
 }

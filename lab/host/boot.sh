@@ -10,7 +10,11 @@ img=$1 cpio=$2 log=$3 scen_timeout=$4
 case "$img$cpio" in *,*) lab_die "paths must not contain ',' (QEMU's -initrd list separator)";; esac
 
 # Without smap/smep/pku/la57 dom0 crashes at its first instructions under TCG's "max" CPU.
-qemu_cmd=(qemu-system-x86_64 -machine q35 -cpu max,-smap,-smep,-pku,-la57 -m 3072 -smp 2
+# Without avx/avx2/fma/f16c: with them (new in QEMU 7.2's TCG) every first xen-backends worker
+# (NativeAOT, many threads) died of heap corruption ("malloc(): corrupted top size") in 2 of 2
+# runs, block and net alike, with io_uring or threads; without them none did. .NET then takes
+# its SSE code paths. LAB_QEMU_CPU overrides the model (for experiments with CPU features).
+qemu_cmd=(qemu-system-x86_64 -machine q35 -cpu "${LAB_QEMU_CPU:-max,-smap,-smep,-pku,-la57,-avx,-avx2,-fma,-f16c}" -m 3072 -smp 2
   -nographic -no-reboot -nic none
   -kernel "$img/xen"
   -append "console=com1 dom0_mem=2048M,max:2048M loglvl=all guest_loglvl=all noreboot"

@@ -13,9 +13,10 @@ root=$work/rootfs
 
 # What dom0 needs: the Xen toolstack and xenstored, tools the scenarios measure with, the
 # libraries the project's service P/Invokes, ICU for a framework-dependent .NET publish, and
-# busybox-static, which also becomes the guest's userland (build-guest-base.sh).
+# busybox-static, which also becomes the guest's userland (build-guest-base.sh); ethtool for
+# the guest to show the offloads its netfront negotiated.
 pkgs=xen-utils-4.17,xenstore-utils,iproute2,kmod,udev,procps,fio,iperf3,bridge-utils
-pkgs+=,libxengnttab1,libxenevtchn1,libicu72,ca-certificates,busybox-static,iputils-ping
+pkgs+=,libxengnttab1,libxenevtchn1,libicu72,ca-certificates,busybox-static,iputils-ping,ethtool
 lab_log "debootstrap $LAB_DEBIAN_SUITE (minbase) from $(lab_mirror)"
 debootstrap --variant=minbase --include="$pkgs" "$LAB_DEBIAN_SUITE" "$root" "$(lab_mirror)" \
   > "$work/debootstrap.log" 2>&1 || { tail -n 30 "$work/debootstrap.log" >&2; lab_die "debootstrap failed"; }

@@ -16,7 +16,7 @@ cp "$root/bin/busybox" "$g/bin/busybox"
 
 # Copies a file from the dom0 tree to the same path in the guest, following symlinks.
 copy_in() { mkdir -p "$g$(dirname "$1")"; cp -L "$root$1" "$g$1"; }
-for bin in /usr/bin/fio /usr/bin/iperf3; do
+for bin in /usr/bin/fio /usr/bin/iperf3 /usr/sbin/ethtool; do
   copy_in "$bin"
   chroot "$root" ldd "$bin" | awk '$2=="=>" && $3 ~ /^\//{print $3} $1 ~ /^\//{print $1}' | sort -u | while read -r lib; do
     copy_in "$lib"
@@ -25,6 +25,7 @@ done
 # The guest must be able to actually start them, or a scenario would fail late and obscurely.
 chroot "$g" /usr/bin/fio --version >/dev/null || lab_die "fio does not run from the guest tree"
 chroot "$g" /usr/bin/iperf3 --version >/dev/null || lab_die "iperf3 does not run from the guest tree"
+chroot "$g" /usr/sbin/ethtool --version >/dev/null || lab_die "ethtool does not run from the guest tree"
 
 # The frontends and whatever modules.dep says they need, in load order, listed for /init.
 : > "$g/lab/modules"

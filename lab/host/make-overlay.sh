@@ -13,6 +13,7 @@ trap 'rm -rf "$ov"' EXIT
 mkdir -p "$ov/lab/scenarios" "$ov/lab/guest" "$ov/opt/payload" "$ov/guest/lab/scenarios"
 install -m 755 "$LAB_DIR/dom0/init" "$ov/init"
 install -m 644 "$LAB_DIR/dom0/lib.sh" "$ov/lab/lib.sh"
+install -m 644 "$LAB_DIR/dom0/ours.sh" "$ov/lab/ours.sh"
 for f in "$LAB_DIR"/scenarios/*.sh; do
   case "$f" in
     *.guest.sh) install -m 644 "$f" "$ov/guest/lab/scenarios/" ;;

@@ -53,7 +53,8 @@ name=probe
 lab_create_guest "$(lab_guest_cfg "$name" xenstore-probe "$disk" "$vif")"
 domid=$(lab_domid "$name")
 lab_wait_console "$name" 'LAB-GUEST: devices-up' 240
-lab_wait_for 30 "vif to connect" test "$(xenstore-read "/local/domain/0/backend/vif/$domid/0/state")" = 4 || exit 1
+# sh -c: re-read on every poll (a plain "$(...)" argument would be read once, at the call).
+lab_wait_for 30 "vif to connect" sh -c "[ \"\$(xenstore-read /local/domain/0/backend/vif/$domid/0/state)\" = 4 ]" || exit 1
 lab_result "xs.connected.domid $domid"
 xs_dump connected.backend_vbd "/local/domain/0/backend/vbd/$domid/51712"
 xs_dump connected.backend_vif "/local/domain/0/backend/vif/$domid/0"

@@ -47,7 +47,11 @@ public sealed class BlockQueue : IDisposable
     private struct Slot
     {
         public ulong Id;
-        /// <summary>The operation as the frontend wrote it, echoed in the response.</summary>
+        /// <summary>
+        /// The operation the response carries: the request's, or for an indirect request its
+        /// indirect_op, as Linux blkback answers and as Linux blkfront checks (it disables the
+        /// disk on "response has wrong operation (6 instead of 1)", seen on real Xen).
+        /// </summary>
         public byte Operation;
         /// <summary>The operation to perform: indirect requests resolve to their indirect_op.</summary>
         public byte Op;
@@ -386,7 +390,7 @@ public sealed class BlockQueue : IDisposable
         ref Slot s = ref _slots[index];
         s = default;
         s.Id = request.Id;
-        s.Operation = request.Operation;
+        s.Operation = request.Operation == BlkifOp.Indirect ? request.IndirectOp : request.Operation;
         s.Start = Stopwatch.GetTimestamp();
 
         short status = Validate(index, in request);
@@ -514,6 +518,12 @@ public sealed class BlockQueue : IDisposable
                 return BlkifRsp.Error;
             total += (ulong)(seg.LastSect - seg.FirstSect + 1);
         }
+        // A flush or barrier without data covers no range. Linux blkfront sends its empty flush
+        // with sector_number (sector_t)-1 (blk_rq_init), and blkback's xen_vbd_translate checks the
+        // range only when nr_sects != 0. Checking it failed every empty flush on real Xen ("xvda:
+        // empty flush op failed"), after which blkfront turned flushes off for good.
+        if (total == 0)
+            return BlkifRsp.Okay;
         return CheckRange(ref s, request.SectorNumber, total);
     }
 

@@ -104,10 +104,16 @@ internal sealed class BlkfrontQueue
                 return;
             do
             {
-                while (TryConsume(out ulong id, out short status))
+                while (TryConsume(out ulong id, out byte operation, out short status))
                 {
                     if (id >= (ulong)_shadow.Length || _shadow[id] is not { } pending)
                         throw new InvalidDataException($"blkback answered request id {id}, which is not in flight");
+                    // Linux blkfront (XSA-376 hardening) checks the response's operation against the
+                    // request's, with an indirect request's indirect_op standing for it, and disables
+                    // the disk on a mismatch ("response has wrong operation (6 instead of 1)", seen in
+                    // the Xen lab): the real kernel blkback answers indirect requests that way too.
+                    if (operation != pending.Operation)
+                        throw new InvalidDataException($"blkback answered request id {id} with operation {operation} instead of {pending.Operation}");
                     _shadow[id] = null;
                     _freeIds.Push(id);
                     done.Add((pending, status));
@@ -124,18 +130,18 @@ internal sealed class BlkfrontQueue
         }
     }
 
-    private bool TryConsume(out ulong id, out short status)
+    private bool TryConsume(out ulong id, out byte operation, out short status)
     {
         RingRead read;
         if (_abi == BlkifAbi.X86_32)
         {
             read = Ring.TryConsumeResponse(out BlkifX86_32Response r);
-            (id, status) = (r.Id, r.Status);
+            (id, operation, status) = (r.Id, r.Operation, r.Status);
         }
         else
         {
             read = Ring.TryConsumeResponse(out BlkifX86_64Response r);
-            (id, status) = (r.Id, r.Status);
+            (id, operation, status) = (r.Id, r.Operation, r.Status);
         }
         return read == RingRead.Item;
     }
@@ -205,9 +211,14 @@ internal sealed class BlkfrontQueue
                 _domain.Memory.FreePage(Region.FirstFrame + (uint)i);
     }
 
-    /// <summary>A request in flight: its pages and what to do with them once the backend answers.</summary>
-    internal sealed class Pending(Action<short>? onComplete)
+    /// <summary>
+    /// A request in flight: the operation its response must carry (an indirect request's
+    /// indirect_op), and what to do with its pages once the backend answers.
+    /// </summary>
+    internal sealed class Pending(byte operation, Action<short>? onComplete)
     {
+        public byte Operation => operation;
+
         private readonly TaskCompletionSource<short> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public Task<short> Task => _done.Task;

@@ -275,7 +275,8 @@ public sealed class SimulatedBlkfront : XenbusFrontend
 
     /// <summary>BLKIF_OP_FLUSH_DISKCACHE with no segments.</summary>
     public Task<short> FlushAsync(int? queue = null, CancellationToken cancellationToken = default) =>
-        TransferWholeAsync(BlkifOp.FlushDiskCache, 0, 0, write: ReadOnlyMemory<byte>.Empty, read: null, queue, cancellationToken);
+        // sector_number (sector_t)-1, as Linux blkfront sends it (blk_rq_init; seen on real Xen).
+        TransferWholeAsync(BlkifOp.FlushDiskCache, ulong.MaxValue, 0, write: ReadOnlyMemory<byte>.Empty, read: null, queue, cancellationToken);
 
     public Task<short> DiscardAsync(ulong sector, ulong nrSectors, bool secure = false, int? queue = null, CancellationToken cancellationToken = default) =>
         IssueAsync(BlkifOp.Discard, reissue => DiscardOnceAsync(sector, nrSectors, secure, reissue ? null : queue, cancellationToken), cancellationToken);
@@ -334,7 +335,7 @@ public sealed class SimulatedBlkfront : XenbusFrontend
     {
         var q = PickQueue(queue);
         ushort handle = Handle;
-        var pending = new BlkfrontQueue.Pending(null);
+        var pending = new BlkfrontQueue.Pending(BlkifOp.Discard, null);
         return q.SubmitAsync((ring, id) =>
         {
             byte flag = secure ? BlkifDiscardFlags.Secure : (byte)0;
@@ -379,7 +380,7 @@ public sealed class SimulatedBlkfront : XenbusFrontend
             for (int s = i * BlkifLimits.SegmentsPerIndirectPage; s < Math.Min(nseg, (i + 1) * BlkifLimits.SegmentsPerIndirectPage); s++)
                 segs[s % BlkifLimits.SegmentsPerIndirectPage] = Segment(data[s], SegmentBytes(length, s));
         }
-        var pending = new BlkfrontQueue.Pending(status =>
+        var pending = new BlkfrontQueue.Pending(op, status =>
         {
             if (read is { } r && status == BlkifRsp.Okay)
                 for (int i = 0; i < nseg; i++)

@@ -239,7 +239,8 @@ public sealed class TestBlkback : IAsyncDisposable
         while (true)
         {
             while (ring.TryConsumeBlkifRequest(_abi, out var req) == RingRead.Item)
-                ring.PutBlkifResponse(req.Id, req.Operation, Handle(req, q));
+                // As Linux blkback: an indirect request is answered with its indirect_op.
+                ring.PutBlkifResponse(req.Id, req.Operation == BlkifOp.Indirect ? req.IndirectOp : req.Operation, Handle(req, q));
             if (ring.PushResponsesAndCheckNotify())
                 _events.Notify(port);
             if (ring.FinalCheckForRequests() != RingPoll.Work)

@@ -1,0 +1,1 @@
+. /lab/scenarios/$LAB_PART.guest.sh
