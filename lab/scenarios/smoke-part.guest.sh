@@ -1,1 +1,0 @@
-. /lab/scenarios/$LAB_PART.guest.sh
