@@ -153,6 +153,9 @@ public sealed class BlkfrontTests
             Assert.Equal(BlkifRsp.Okay, await front.DiscardAsync(8, 8, secure: true));
             var seen = back.Requests.ToArray();
             Assert.Equal([BlkifOp.Write, BlkifOp.FlushDiskCache, BlkifOp.WriteBarrier, BlkifOp.Discard], seen.Select(r => r.Operation).ToArray());
+            // Linux blkfront's empty flush carries sector_number (sector_t)-1 (seen on real Xen).
+            Assert.Equal(ulong.MaxValue, seen[1].Sector);
+            Assert.Equal(0, seen[1].Segments);
             Assert.Equal(BlkifDiscardFlags.Secure, seen[3].DiscardFlag);
             Assert.Equal(8ul, seen[3].NrSectors);
             Assert.All(back.Disk.AsSpan(8 * 512, 4096).ToArray(), b => Assert.Equal(0, b));
