@@ -141,7 +141,9 @@ public sealed class FakeDaemonTests : IAsyncLifetime
     public async Task SilentDaemonHitsThePerRequestTimeoutAndStaysUsable()
     {
         await using var stream = new DuplexPipeStream();
-        await using var client = XenStoreClient.Create(new XenStoreTransport(stream, "slow"), new XenStoreClientOptions { RequestTimeout = TimeSpan.FromMilliseconds(100) });
+        // The timeout applies to every request, including the follow-up that must succeed, so it has to
+        // leave room for this test's own reply on a loaded machine (100 ms did not, under CI load).
+        await using var client = XenStoreClient.Create(new XenStoreTransport(stream, "slow"), new XenStoreClientOptions { RequestTimeout = TimeSpan.FromSeconds(2) });
         var e = await Assert.ThrowsAsync<XenStoreTimeoutException>(() => client.ReadAsync("/x").WaitAsync(WatchAssertions.Bound));
         Assert.Contains("no reply within", e.Message);
 

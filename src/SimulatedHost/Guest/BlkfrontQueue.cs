@@ -62,6 +62,15 @@ internal sealed class BlkfrontQueue
         return new BlkfrontQueue(domain, events, abi, new GuestRegion(domain.Memory, first, pages), grefs, port);
     }
 
+    private bool IsStopped
+    {
+        get
+        {
+            lock (_lock)
+                return _stopped;
+        }
+    }
+
     public int InFlight
     {
         get
@@ -90,7 +99,17 @@ internal sealed class BlkfrontQueue
             notify = Ring.PushRequestsAndCheckNotify();
         }
         if (notify)
-            _events.Notify(Port);
+        {
+            try
+            {
+                _events.Notify(Port);
+            }
+            catch (Native.XenNativeException) when (IsStopped)
+            {
+                // Suspended between the push and the kick: Suspend unbound the port and handed this
+                // request back for re-issue, so the pending task completes after resume.
+            }
+        }
         return await pending.Task.ConfigureAwait(false);
     }
 
