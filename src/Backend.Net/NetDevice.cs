@@ -38,7 +38,7 @@ public sealed class NetDevice : IBackendDevice
     /// <summary>The guest MAC from the backend's <c>mac</c> key, once connected.</summary>
     public byte[]? GuestMac { get; private set; }
 
-    /// <summary>The <c>rate</c> key as parsed at connect: bytes per interval and interval in microseconds (null: unlimited).</summary>
+    /// <summary>The rate in force: the <c>rate</c> key as parsed (watched), or the options' default when there is no key; bytes per interval and interval in microseconds (null: unlimited).</summary>
     public (ulong Bytes, ulong Microseconds)? Rate { get; private set; }
 
     /// <summary>The message of the last fatal protocol error, if any.</summary>
@@ -93,7 +93,7 @@ public sealed class NetDevice : IBackendDevice
         var tap = _tap ?? throw new InvalidOperationException("ConnectAsync before PrepareAsync");
         var config = await NetFrontendConfig.ReadAsync(device, _options.MaxQueues, cancellationToken).ConfigureAwait(false);
         GuestMac = await ReadMacAsync(device, cancellationToken).ConfigureAwait(false);
-        Rate = ParseRate(await device.ReadBackendAsync("rate", cancellationToken).ConfigureAwait(false));
+        Rate = EffectiveRate(await device.ReadBackendAsync("rate", cancellationToken).ConfigureAwait(false));
 
         tap.SetActiveQueues(config.Queues.Count);
         tap.SetOffloads(OffloadsFor(config.Features));
@@ -172,7 +172,7 @@ public sealed class NetDevice : IBackendDevice
                 while (true)
                 {
                     // Re-read after subscribing too: a change between connect and here must not be lost.
-                    var rate = ParseRate(await device.ReadBackendAsync("rate", stop.Token).ConfigureAwait(false));
+                    var rate = EffectiveRate(await device.ReadBackendAsync("rate", stop.Token).ConfigureAwait(false));
                     if (rate != Rate)
                     {
                         Rate = rate;
@@ -275,6 +275,11 @@ public sealed class NetDevice : IBackendDevice
         }
         return mac;
     }
+
+    // libxl writes `rate` only when the xl config has rate=, so no key means "the toolstack set nothing"
+    // and the host's default applies; a key present is the toolstack's word, even one that means unlimited.
+    private (ulong Bytes, ulong Microseconds)? EffectiveRate(string? key) =>
+        key is null ? _options.DefaultRate : ParseRate(key);
 
     /// <summary><c>rate</c> = "&lt;bytes&gt;,&lt;usec&gt;" (libxl); anything else means unlimited, as in Linux.</summary>
     public static (ulong Bytes, ulong Microseconds)? ParseRate(string? text)

@@ -22,6 +22,13 @@ public sealed record NetDeviceOptions
     /// <summary>The dom0-side MAC of the tap; fe:ff:ff:ff:ff:ff as Linux netback, so a bridge never adopts it.</summary>
     public byte[] TapMac { get; init; } = [0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
 
+    /// <summary>
+    /// The guest-TX rate for a vif whose backend has no <c>rate</c> key (the service's configured
+    /// default): bytes per window and the window in microseconds, with the key's credit rules. A key the
+    /// toolstack wrote always wins, whatever its value; null here means unlimited.
+    /// </summary>
+    public (ulong Bytes, ulong Microseconds)? DefaultRate { get; init; }
+
     public NetQueueOptions Queue { get; init; } = new();
 
     public Action<string>? Log { get; init; }

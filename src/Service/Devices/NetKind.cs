@@ -15,8 +15,20 @@ internal static class NetKind
         Grants = ctx.Grants,
         OpenEventChannels = ctx.Host.OpenEventChannels,
         MaxQueues = ctx.Config.Limits.MaxQueues,
+        DefaultRate = DefaultRate(ctx.Qos.VifBytesPerSecond),
         Log = ctx.Log,
     }), ctx.Log);
+
+    /// <summary>libxl's default credit window when xl's <c>rate=</c> names no interval (libxl_device_nic: 50 ms).</summary>
+    internal const ulong WindowMicroseconds = 50_000;
+
+    /// <summary>
+    /// vifBytesPerSecond as the rate key's (bytes, usec) pair: per 50 ms window, as libxl converts xl's
+    /// <c>rate=</c>, so the default paces exactly like a toolstack-written key. At least one byte per
+    /// window (a window of 0 bytes would never send anything); 0 per second = unlimited.
+    /// </summary>
+    internal static (ulong Bytes, ulong Microseconds)? DefaultRate(long bytesPerSecond) =>
+        bytesPerSecond <= 0 ? null : (Math.Max(1UL, (ulong)bytesPerSecond / (1_000_000 / WindowMicroseconds)), WindowMicroseconds);
 
     private static IReadOnlyDictionary<string, long> Counters(Xenbus.IBackendDevice device)
     {

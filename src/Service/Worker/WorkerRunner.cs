@@ -57,7 +57,7 @@ public static class WorkerRunner
         if (qos.DiskIops != 0 || qos.DiskBytesPerSecond != 0)
             Log($"domain {options.Domid}: disk QoS per disk: {(qos.DiskIops == 0 ? "unlimited" : qos.DiskIops.ToString(CultureInfo.InvariantCulture))} IOPS, {(qos.DiskBytesPerSecond == 0 ? "unlimited" : qos.DiskBytesPerSecond.ToString(CultureInfo.InvariantCulture))} bytes/s");
         if (qos.VifBytesPerSecond != 0)
-            Log($"domain {options.Domid}: vifBytesPerSecond is configured but this build's network backend does not enforce it yet");
+            Log($"domain {options.Domid}: vif TX default {qos.VifBytesPerSecond.ToString(CultureInfo.InvariantCulture)} bytes/s for vifs without a rate key");
         var devices = new GuestDevices(watches, kind => kind.Create(context), Log);
         var discovery = new BackendDiscovery(watches, 0, options.Config.Kinds);
         Log($"serving domain {options.Domid}{(name is null ? "" : $" ({name})")} on {host.Kind} host, kinds {string.Join(",", options.Config.Kinds)}");
