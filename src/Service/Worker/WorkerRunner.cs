@@ -107,6 +107,7 @@ public static class WorkerRunner
                     // The device is being torn down; report what we have.
                 }
                 foreach (var (key, value) in kind.Counters(device)) status.Counters[key] = value;
+                status.Histograms = kind.Histograms?.Invoke(device);
                 line.Devices.Add(status);
             }
             report.WriteLine(JsonSerializer.Serialize(line, StatusJsonContext.Default.WorkerReport));
