@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using XenBackends.Native.Linux;
 using XenBackends.Service.Control;
 using XenBackends.Service.Devices;
 using XenBackends.Service.Hosting;
@@ -18,6 +19,7 @@ public static class WorkerRunner
 {
     public const int ExitHostUnavailable = 3;
     public const int ExitXenStoreLost = 4;
+    public const int ExitPrivileges = 5;
 
     public static async Task<int> RunAsync(WorkerOptions options, TextWriter report, TextWriter log, CancellationToken cancellationToken)
     {
@@ -49,6 +51,18 @@ public static class WorkerRunner
             return ExitHostUnavailable;
         }
         await using var storeLease = store;
+        // From here on the worker parses what its guest writes: before that, give up for good whatever it
+        // does not need (it cannot regain it), so a guest that subverted it gets as little as possible.
+        try
+        {
+            ulong kept = ProcessPrivileges.Restrict(WorkerPrivileges.For(options.Config.Kinds));
+            Log($"domain {options.Domid}: no_new_privs set, capabilities kept: {WorkerPrivileges.Describe(kept)}");
+        }
+        catch (LinuxCallException e)
+        {
+            Log($"domain {options.Domid}: cannot reduce the worker's privileges ({e.Message}); refusing to serve the guest with more than it needs");
+            return ExitPrivileges;
+        }
         await using var watches = new WatchRouter(store);
         string? name = await store.TryReadStringAsync($"/local/domain/{options.Domid}/name", cancellationToken).ConfigureAwait(false);
         var qos = name is not null && options.Config.Qos.Guests.TryGetValue(name, out var own) ? own : options.Config.Qos.Defaults;
