@@ -23,11 +23,16 @@ internal sealed class NamespaceVifHotplug(NetNamespace ns) : IHotplugScripts
     {
         if (invocation is not { Kind: "vif", Action: "online" })
             return;
-        string vif = invocation.Environment["vif"];
+        Plumb(ns, invocation.Environment["vif"]);
+        await dom0.WriteAsync(invocation.BackendPath + "/hotplug-status", "connected", cancellationToken);
+    }
+
+    /// <summary>What "online" does to the tap; also what a re-run of the script does for a re-created tap.</summary>
+    public static void Plumb(NetNamespace ns, string vif)
+    {
         ns.Adopt(vif);
         ns.Exec("sysctl", "-qw", $"net/ipv6/conf/{vif}/disable_ipv6=1");
         ns.Ip("link", "set", vif, "up");
-        await dom0.WriteAsync(invocation.BackendPath + "/hotplug-status", "connected", cancellationToken);
     }
 }
 
@@ -49,6 +54,8 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     private readonly ConcurrentDictionary<DevicePath, (NetDevice Device, Task Run)> _devices = new();
     private readonly List<RawNetfront> _raws = [];
     private readonly NetQueueOptions _queue;
+    private readonly TimeSpan _tapRetry;
+    private readonly bool _replumb;
     private XenStoreClient _dom0 = null!;
     // The test's own dom0 connection for polling, apart from the backends' and the toolstack's.
     private XenStoreClient _probe = null!;
@@ -56,7 +63,15 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     private Task _discovery = Task.CompletedTask;
     private PacketSocket? _bystanderWire;
 
-    private NetHostileFixture(NetQueueOptions? queue) => _queue = queue ?? new NetQueueOptions();
+    private NetHostileFixture(NetQueueOptions? queue, TimeSpan? tapRetry, bool replumb)
+    {
+        _queue = queue ?? new NetQueueOptions();
+        _tapRetry = tapRetry ?? TimeSpan.FromSeconds(1);
+        _replumb = replumb;
+    }
+
+    /// <summary>Re-plumbings of re-created taps done for the backend (the "vif-bridge re-run").</summary>
+    public int Replumbs;
 
     public SimulatedXenHost Host { get; } = new();
     public XenStoreServer XenStore { get; } = new();
@@ -76,9 +91,11 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     public string AttackerVif { get; } = $"xha{Environment.ProcessId % 1_000_000}";
     public string BystanderVif { get; } = $"xhb{Environment.ProcessId % 1_000_000}";
 
-    public static async Task<NetHostileFixture> CreateAsync(NetQueueOptions? queue = null)
+    /// <param name="tapRetry">NetDeviceOptions.TapRetryInterval.</param>
+    /// <param name="replumb">Give the devices a TapRecreated hook that redoes the hotplug plumbing (into the namespace, up).</param>
+    public static async Task<NetHostileFixture> CreateAsync(NetQueueOptions? queue = null, TimeSpan? tapRetry = null, bool replumb = false)
     {
-        var f = new NetHostileFixture(queue);
+        var f = new NetHostileFixture(queue, tapRetry, replumb);
         try
         {
             f.Toolstack = await SimulatedToolstack.StartAsync(f.Host, f.XenStore, new ToolstackOptions { HotplugScripts = new NamespaceVifHotplug(f.Ns) });
@@ -231,11 +248,24 @@ internal sealed class NetHostileFixture : IAsyncDisposable
                 OpenEventChannels = () => Host.OpenEventChannels(0),
                 Queue = _queue,
                 Log = Log.Enqueue,
+                TapRetryInterval = _tapRetry,
+                TapRecreated = _replumb ? ReplumbAsync : null,
             });
             var lifecycle = new BackendLifecycle(xenbus, device, Log.Enqueue);
             _devices[path] = (device, Task.Run(() => lifecycle.RunAsync(_stop.Token)));
         }
     }
+
+    private Task ReplumbAsync(string tap, CancellationToken cancellationToken)
+    {
+        NamespaceVifHotplug.Plumb(Ns, tap);
+        Interlocked.Increment(ref Replumbs);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The device's xenbus error node, or null.</summary>
+    public Task<string?> ErrorNodeAsync(AttachedDevice nic) =>
+        _probe.TryReadStringAsync($"/local/domain/0/error/{nic.Path.NodeName}/error");
 
     public async ValueTask DisposeAsync()
     {
