@@ -130,9 +130,10 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     public NetQueueStats AttackerStats => AttackerDevice.Counters[0].Snapshot();
 
     /// <summary>Handshakes a raw attacker netfront and waits until the backend is Connected.</summary>
-    public async Task<RawNetfront> ConnectAttackerAsync(bool split = false, bool ctrl = false)
+    /// <param name="txStart">Where the tx ring's indexes start (near 2^32 to cross the wrap).</param>
+    public async Task<RawNetfront> ConnectAttackerAsync(bool split = false, bool ctrl = false, uint txStart = 0)
     {
-        var raw = await RawNetfront.StartAsync(Attacker, AttackerNic.DevId, split, ctrl);
+        var raw = await RawNetfront.StartAsync(Attacker, AttackerNic.DevId, split, ctrl, txStart: txStart);
         _raws.Add(raw);
         await WaitBackendStateAsync(AttackerNic, XenbusState.Connected);
         return raw;
