@@ -56,6 +56,7 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     private readonly NetQueueOptions _queue;
     private readonly TimeSpan _tapRetry;
     private readonly bool _replumb;
+    private readonly int _maxQueues;
     private XenStoreClient _dom0 = null!;
     // The test's own dom0 connection for polling, apart from the backends' and the toolstack's.
     private XenStoreClient _probe = null!;
@@ -63,8 +64,9 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     private Task _discovery = Task.CompletedTask;
     private PacketSocket? _bystanderWire;
 
-    private NetHostileFixture(NetQueueOptions? queue, TimeSpan? tapRetry, bool replumb)
+    private NetHostileFixture(NetQueueOptions? queue, TimeSpan? tapRetry, bool replumb, int maxQueues)
     {
+        _maxQueues = maxQueues;
         _queue = queue ?? new NetQueueOptions();
         _tapRetry = tapRetry ?? TimeSpan.FromSeconds(1);
         _replumb = replumb;
@@ -93,9 +95,10 @@ internal sealed class NetHostileFixture : IAsyncDisposable
 
     /// <param name="tapRetry">NetDeviceOptions.TapRetryInterval.</param>
     /// <param name="replumb">Give the devices a TapRecreated hook that redoes the hotplug plumbing (into the namespace, up).</param>
-    public static async Task<NetHostileFixture> CreateAsync(NetQueueOptions? queue = null, TimeSpan? tapRetry = null, bool replumb = false)
+    /// <param name="maxQueues">multi-queue-max-queues every vif offers.</param>
+    public static async Task<NetHostileFixture> CreateAsync(NetQueueOptions? queue = null, TimeSpan? tapRetry = null, bool replumb = false, int maxQueues = 1)
     {
-        var f = new NetHostileFixture(queue, tapRetry, replumb);
+        var f = new NetHostileFixture(queue, tapRetry, replumb, maxQueues);
         try
         {
             f.Toolstack = await SimulatedToolstack.StartAsync(f.Host, f.XenStore, new ToolstackOptions { HotplugScripts = new NamespaceVifHotplug(f.Ns) });
@@ -250,6 +253,7 @@ internal sealed class NetHostileFixture : IAsyncDisposable
                 Queue = _queue,
                 Log = Log.Enqueue,
                 TapRetryInterval = _tapRetry,
+                MaxQueues = _maxQueues,
                 TapRecreated = _replumb ? ReplumbAsync : null,
             });
             var lifecycle = new BackendLifecycle(xenbus, device, Log.Enqueue);
