@@ -268,6 +268,10 @@ internal sealed class NetHostileFixture : IAsyncDisposable
         return Task.CompletedTask;
     }
 
+    /// <summary>Writes a backend key as the toolstack would (dom0), e.g. <c>rate</c>, which the backend watches.</summary>
+    public Task WriteBackendKeyAsync(AttachedDevice nic, string key, string value) =>
+        _probe.WriteAsync($"{nic.BackendPath}/{key}", value);
+
     /// <summary>The device's xenbus error node, or null.</summary>
     public Task<string?> ErrorNodeAsync(AttachedDevice nic) =>
         _probe.TryReadStringAsync($"/local/domain/0/error/{nic.Path.NodeName}/error");
