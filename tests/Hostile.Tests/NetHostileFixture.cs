@@ -142,6 +142,40 @@ internal sealed class NetHostileFixture : IAsyncDisposable
         return raw;
     }
 
+    /// <summary>
+    /// A well-formed multi-queue attacker frontend (Backend.Net.Tests' TestNetfront per queue, keys
+    /// under queue-N/, optionally a control ring), connected; the vif must offer at least that many queues.
+    /// </summary>
+    public async Task<(TestNetfront[] Queues, TestCtrlRing? Ctrl)> ConnectMultiQueueAttackerAsync(int queues, bool ctrl)
+    {
+        var dom = Attacker.Domain;
+        string frontend = $"{Attacker.DomainPath}/device/vif/{AttackerNic.DevId}";
+        await using var xs = await Attacker.OpenXenStoreAsync();
+        var fronts = Enumerable.Range(0, queues).Select(_ => new TestNetfront(dom, split: false, txPages: 16, rxPages: 64)).ToArray();
+        var ring = ctrl ? new TestCtrlRing(dom) : null;
+        await xs.WriteAsync(frontend + "/multi-queue-num-queues", queues.ToString(CultureInfo.InvariantCulture));
+        for (int i = 0; i < queues; i++)
+            await fronts[i].WriteKeysAsync(xs, $"{frontend}/queue-{i}", new Dictionary<string, string>());
+        foreach (var (k, v) in new Dictionary<string, string> { ["request-rx-copy"] = "1", ["feature-rx-notify"] = "1", ["feature-sg"] = "1" })
+            await xs.WriteAsync($"{frontend}/{k}", v);
+        if (ring is not null)
+            await ring.WriteKeysAsync(xs, frontend);
+        await xs.WriteAsync(frontend + "/state", "4");
+        await WaitBackendStateAsync(AttackerNic, XenbusState.Connected);
+        return (fronts, ring);
+    }
+
+    /// <summary>The attacker frontend closes (Closed, then Initialising) and the backend follows to InitWait.</summary>
+    public async Task CloseAttackerFrontendAsync()
+    {
+        string frontend = $"{Attacker.DomainPath}/device/vif/{AttackerNic.DevId}";
+        await using var xs = await Attacker.OpenXenStoreAsync();
+        await xs.WriteAsync(frontend + "/state", "6");
+        await WaitBackendStateAsync(AttackerNic, XenbusState.Closed);
+        await xs.WriteAsync(frontend + "/state", "1");
+        await WaitBackendStateAsync(AttackerNic, XenbusState.InitWait);
+    }
+
     /// <summary>After a fatal error: Closed, back to Initialising, wait for InitWait, then a fresh raw netfront.</summary>
     public async Task<RawNetfront> ReconnectAttackerAsync(RawNetfront old)
     {

@@ -28,18 +28,8 @@ public class NetXsa270MultiQueueTests(ITestOutputHelper output)
     {
         await using var f = await NetHostileFixture.CreateAsync(maxQueues: 4);
         var dom = f.Attacker.Domain;
-        string frontend = $"{f.Attacker.DomainPath}/device/vif/{f.AttackerNic.DevId}";
-        await using var xs = await f.Attacker.OpenXenStoreAsync();
-        var queues = Enumerable.Range(0, Queues).Select(_ => new TestNetfront(dom, split: false, txPages: 16, rxPages: 64)).ToArray();
-        var ctrl = new TestCtrlRing(dom);
-        await xs.WriteAsync(frontend + "/multi-queue-num-queues", Queues.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        for (int i = 0; i < Queues; i++)
-            await queues[i].WriteKeysAsync(xs, $"{frontend}/queue-{i}", new Dictionary<string, string>());
-        foreach (var (k, v) in new Dictionary<string, string> { ["request-rx-copy"] = "1", ["feature-rx-notify"] = "1", ["feature-sg"] = "1" })
-            await xs.WriteAsync($"{frontend}/{k}", v);
-        await ctrl.WriteKeysAsync(xs, frontend);
-        await xs.WriteAsync(frontend + "/state", "4");
-        await f.WaitBackendStateAsync(f.AttackerNic, XenbusState.Connected);
+        var (queues, ctrlRing) = await f.ConnectMultiQueueAttackerAsync(Queues, ctrl: true);
+        var ctrl = ctrlRing!;
         var device = f.AttackerDevice;
         Assert.Equal(Queues, device.Counters.Count);
 
