@@ -31,6 +31,11 @@ public sealed class NetDevice : IBackendDevice
     private Task _tapRecovery = Task.CompletedTask;
     private TapOffloads _offloads = TapOffloads.None;
     private int _activeQueues;
+    // Bridge membership of the tap: -1 unknown, 0 none, else the master's ifindex (in the tap's namespace).
+    private TapBridgeWatch? _bridgeWatch;
+    private int _bridgeMaster = -1;
+    private int _bridgeLossReported;
+    private long _bridgeLosses;
 
     public NetDevice(NetDeviceOptions options)
     {
@@ -67,6 +72,15 @@ public sealed class NetDevice : IBackendDevice
 
     /// <summary>Times the device re-created its deleted tap.</summary>
     public long TapRecreations => Interlocked.Read(ref _tapRecreations);
+
+    /// <summary>The ifindex of the bridge the tap is a port of (0: none; null: not known, e.g. not connected).</summary>
+    public int? TapMaster => Volatile.Read(ref _bridgeMaster) is var m && m >= 0 ? m : null;
+
+    /// <summary>
+    /// Times the tap stopped being a bridge port while connected (the bridge deleted, or the port
+    /// removed): reported like a deleted tap (log, error node) and cleared when it is a port again.
+    /// </summary>
+    public long BridgeLosses => Interlocked.Read(ref _bridgeLosses);
 
     /// <summary>The control ring's hash settings of the current connection (initial when there is no ctrl ring).</summary>
     public RxHashSettings HashSettings => _vif?.Hash ?? RxHashSettings.Initial;
@@ -169,6 +183,77 @@ public sealed class NetDevice : IBackendDevice
         foreach (var q in queues)
             q.Start();
         StartWatches(device, vif);
+        StartBridgeWatch();
+    }
+
+    /// <summary>(Re)starts following the tap's bridge membership; a failure only costs that report.</summary>
+    private void StartBridgeWatch()
+    {
+        var tap = _tap;
+        StopBridgeWatch();
+        if (tap is null || Volatile.Read(ref _tapGone) != 0)
+            return;
+        try
+        {
+            var watch = TapBridgeWatch.Start(tap.Queues[0], tap.Name, OnTapMaster, m => _options.Log?.Invoke($"vif {_device?.Path}: {m}"));
+            lock (_lock)
+                _bridgeWatch = watch;
+        }
+        catch (Exception e) when (e is LinuxCallException or ArgumentException)
+        {
+            _options.Log?.Invoke($"vif {_device?.Path}: cannot watch the bridge of tap {tap.Name}: {e.Message}");
+        }
+    }
+
+    private void StopBridgeWatch()
+    {
+        TapBridgeWatch? watch;
+        lock (_lock)
+        {
+            watch = _bridgeWatch;
+            _bridgeWatch = null;
+        }
+        watch?.Dispose();
+        Volatile.Write(ref _bridgeMaster, -1);
+    }
+
+    // On the bridge watch's thread. Only a port that was on a bridge and is not any more is a fault:
+    // a tap that was never bridged (vif-route, vif-nat, a test) has nothing to lose.
+    private void OnTapMaster(int master)
+    {
+        int previous = Interlocked.Exchange(ref _bridgeMaster, master);
+        var device = _device;
+        string name = _tap?.Name ?? "?";
+        if (master == 0 && previous > 0 && _tap is { IsGone: false })
+        {
+            Interlocked.Increment(ref _bridgeLosses);
+            Volatile.Write(ref _bridgeLossReported, 1);
+            string text = $"tap {name} is no longer a port of its bridge (ifindex {previous}): the bridge was deleted or the port removed; the guest's frames reach no bridge until the vif hotplug script (vif-bridge online) runs again";
+            _options.Log?.Invoke($"vif {device?.Path}: {text}");
+            Report(device, () => device!.WriteErrorAsync(text));
+        }
+        else if (master > 0 && Interlocked.Exchange(ref _bridgeLossReported, 0) != 0)
+        {
+            _options.Log?.Invoke($"vif {device?.Path}: tap {name} is a bridge port again (ifindex {master})");
+            Report(device, () => device!.ClearErrorAsync());
+        }
+    }
+
+    private void Report(XenbusDevice? device, Func<Task> write)
+    {
+        if (device is null)
+            return;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await write().ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                _options.Log?.Invoke($"vif {device.Path}: updating the error node failed: {e.Message}");
+            }
+        });
     }
 
     private CtrlRing OpenCtrlRing(ushort domid, CtrlRingKeys keys, int numQueues)
@@ -339,6 +424,13 @@ public sealed class NetDevice : IBackendDevice
             {
                 await replumb(tap.Name, cancellationToken).ConfigureAwait(false);
                 await device.ClearErrorAsync(cancellationToken).ConfigureAwait(false);
+                // The new interface, wherever the re-plumbing put it.
+                lock (_lock)
+                {
+                    if (_queues.Length == 0)
+                        return;
+                }
+                StartBridgeWatch();
             }
             else
             {
@@ -430,6 +522,7 @@ public sealed class NetDevice : IBackendDevice
             _ctrl = null;
             _vif = null;
         }
+        StopBridgeWatch();
         _watchStop?.Cancel();
         await _watchTask.ConfigureAwait(false);
         _watchStop?.Dispose();

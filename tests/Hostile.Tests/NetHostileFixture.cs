@@ -17,22 +17,51 @@ namespace XenBackends.Hostile.Tests;
 /// vif-bridge for these tests: the tap goes into the test-made namespace and comes up (no address,
 /// no IPv6: the only frames on it are the ones a test sends), then hotplug-status=connected.
 /// </summary>
-internal sealed class NamespaceVifHotplug(NetNamespace ns) : IHotplugScripts
+internal sealed class NamespaceVifHotplug(NetNamespace ns, Func<string, string?>? bridgeFor = null) : IHotplugScripts
 {
     public async Task RunAsync(HotplugInvocation invocation, XenStoreClient dom0, CancellationToken cancellationToken)
     {
         if (invocation is not { Kind: "vif", Action: "online" })
             return;
-        Plumb(ns, invocation.Environment["vif"]);
+        string vif = invocation.Environment["vif"];
+        Plumb(ns, vif, bridgeFor?.Invoke(vif));
         await dom0.WriteAsync(invocation.BackendPath + "/hotplug-status", "connected", cancellationToken);
     }
 
-    /// <summary>What "online" does to the tap; also what a re-run of the script does for a re-created tap.</summary>
-    public static void Plumb(NetNamespace ns, string vif)
+    /// <summary>
+    /// What "online" does to the tap (into the namespace unless already there, onto
+    /// <paramref name="bridge"/> when given, creating it as vif-bridge's setup would, then up); also
+    /// what a re-run of the script does for a re-created tap or a re-created bridge.
+    /// </summary>
+    public static void Plumb(NetNamespace ns, string vif, string? bridge = null)
     {
-        ns.Adopt(vif);
+        if (!InNamespace(ns, vif))
+            ns.Adopt(vif);
         ns.Exec("sysctl", "-qw", $"net/ipv6/conf/{vif}/disable_ipv6=1");
+        if (bridge is not null)
+        {
+            if (!InNamespace(ns, bridge))
+            {
+                ns.Ip("link", "add", bridge, "type", "bridge");
+                ns.Exec("sysctl", "-qw", $"net/ipv6/conf/{bridge}/disable_ipv6=1");
+            }
+            ns.Ip("link", "set", bridge, "up");
+            ns.Ip("link", "set", vif, "master", bridge);
+        }
         ns.Ip("link", "set", vif, "up");
+    }
+
+    private static bool InNamespace(NetNamespace ns, string name)
+    {
+        try
+        {
+            ns.Ip("link", "show", name);
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 }
 
@@ -57,6 +86,7 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     private readonly TimeSpan _tapRetry;
     private readonly bool _replumb;
     private readonly int _maxQueues;
+    private readonly string? _attackerBridge;
     private XenStoreClient _dom0 = null!;
     // The test's own dom0 connection for polling, apart from the backends' and the toolstack's.
     private XenStoreClient _probe = null!;
@@ -64,8 +94,9 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     private Task _discovery = Task.CompletedTask;
     private PacketSocket? _bystanderWire;
 
-    private NetHostileFixture(NetQueueOptions? queue, TimeSpan? tapRetry, bool replumb, int maxQueues)
+    private NetHostileFixture(NetQueueOptions? queue, TimeSpan? tapRetry, bool replumb, int maxQueues, string? attackerBridge)
     {
+        _attackerBridge = attackerBridge;
         _maxQueues = maxQueues;
         _queue = queue ?? new NetQueueOptions();
         _tapRetry = tapRetry ?? TimeSpan.FromSeconds(1);
@@ -96,12 +127,14 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     /// <param name="tapRetry">NetDeviceOptions.TapRetryInterval.</param>
     /// <param name="replumb">Give the devices a TapRecreated hook that redoes the hotplug plumbing (into the namespace, up).</param>
     /// <param name="maxQueues">multi-queue-max-queues every vif offers.</param>
-    public static async Task<NetHostileFixture> CreateAsync(NetQueueOptions? queue = null, TimeSpan? tapRetry = null, bool replumb = false, int maxQueues = 1)
+    /// <param name="attackerBridge">Put the attacker's vif on a bridge of that name in the namespace (the hotplug creates it).</param>
+    public static async Task<NetHostileFixture> CreateAsync(NetQueueOptions? queue = null, TimeSpan? tapRetry = null, bool replumb = false, int maxQueues = 1,
+        string? attackerBridge = null)
     {
-        var f = new NetHostileFixture(queue, tapRetry, replumb, maxQueues);
+        var f = new NetHostileFixture(queue, tapRetry, replumb, maxQueues, attackerBridge);
         try
         {
-            f.Toolstack = await SimulatedToolstack.StartAsync(f.Host, f.XenStore, new ToolstackOptions { HotplugScripts = new NamespaceVifHotplug(f.Ns) });
+            f.Toolstack = await SimulatedToolstack.StartAsync(f.Host, f.XenStore, new ToolstackOptions { HotplugScripts = new NamespaceVifHotplug(f.Ns, f.BridgeFor) });
             f.Grants = new CountingGrantMapper(f.Host.CreateGrantMapper(0));
             f._dom0 = await XenStoreClient.OpenSocketAsync(f.Toolstack.Dom0SocketPath);
             f._watches = new WatchRouter(f._dom0);
@@ -295,9 +328,12 @@ internal sealed class NetHostileFixture : IAsyncDisposable
         }
     }
 
+    /// <summary>The bridge a vif's hotplug puts it on (the attacker's only, when asked for).</summary>
+    public string? BridgeFor(string vif) => vif == AttackerVif ? _attackerBridge : null;
+
     private Task ReplumbAsync(string tap, CancellationToken cancellationToken)
     {
-        NamespaceVifHotplug.Plumb(Ns, tap);
+        NamespaceVifHotplug.Plumb(Ns, tap, BridgeFor(tap));
         Interlocked.Increment(ref Replumbs);
         return Task.CompletedTask;
     }

@@ -182,4 +182,89 @@ public class NetTapFaultTests
         await AssertVifCarriesAsync(f, raw, 2);
         await f.AssertBystanderServedAsync(2);
     }
+
+    /// <summary>One frame each way between the guest and the bridge device its tap is a port of (broadcast out, so the bridge takes it locally).</summary>
+    private static async Task AssertBridgeCarriesAsync(NetHostileFixture f, RawNetfront raw, string bridge, int round)
+    {
+        using var wire = f.Ns.Inside(() => PacketSocket.Open(bridge));
+        byte[] broadcast = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        byte[] outbound = Frames.Raw(90 + round, broadcast, f.AttackerMac, seed: (byte)(round + 21));
+        raw.PutTx(raw.Stage(round % RawNetfront.DataPages, outbound), 0, 0, (ushort)round, (ushort)outbound.Length);
+        raw.PushTx();
+        Assert.Equal(NetifRsp.Okay, (await raw.WaitTxResponsesAsync(1, Bound)).Single().Status);
+        byte[]? seen;
+        do
+            seen = wire.Receive((int)Bound.TotalMilliseconds);
+        while (seen is not null && !seen.AsSpan().SequenceEqual(outbound));
+        Assert.Equal(outbound, seen);
+
+        // The bridge learned the guest's MAC on the tap's port from that frame.
+        raw.PostRx(8);
+        byte[] inbound = Frames.Raw(110 + round, f.AttackerMac, NetHostileFixture.TapMac, seed: (byte)(round + 23));
+        wire.Send(inbound);
+        List<byte[]> got = [];
+        await Bounded.UntilAsync(() => { got.AddRange(raw.TakeRxFrames(out _)); return got.Any(g => g.AsSpan().SequenceEqual(inbound)); },
+            Bound, "the inbound frame from the bridge in the guest");
+    }
+
+    /// <summary>
+    /// The bridge the tap was a port of deleted (`ip link del br`): the tap still works, so no read or
+    /// write shows it; the device follows the tap's bridge membership through rtnetlink in the tap's
+    /// namespace and reports the loss (log, BridgeLosses, error node; still Connected). Guest frames
+    /// keep being answered and written to the (bridge-less) tap, nothing queues, the queue thread and
+    /// the watch thread sleep. Re-running vif-bridge (bridge re-created, port re-added) clears the
+    /// report and frames cross the bridge again.
+    /// </summary>
+    [Fact]
+    public async Task Bridge_deleted_under_a_bridged_vif_is_reported_costs_no_cpu_and_clears_when_vif_bridge_runs_again()
+    {
+        const string bridge = "xhbr0"; // inside the test's own namespace: no clash with anything
+        await using var f = await NetHostileFixture.CreateAsync(attackerBridge: bridge);
+        var raw = await f.ConnectAttackerAsync();
+        var device = f.AttackerDevice;
+        await Bounded.UntilAsync(() => device.TapMaster > 0, Bound, "the device seeing its tap on the bridge");
+        await AssertBridgeCarriesAsync(f, raw, bridge, 0);
+
+        f.Ns.Ip("link", "del", bridge);
+        await Bounded.UntilAsync(() => device.TapMaster == 0, Bound, "the device noticing the bridge is gone");
+        Assert.Equal(1, device.BridgeLosses);
+        await Bounded.UntilAsync(async () => (await f.ErrorNodeAsync(f.AttackerNic))?.Contains("no longer a port of its bridge", StringComparison.Ordinal) == true,
+            Bound, "the error node naming the fault");
+        Assert.Contains(f.Log, l => l.Contains("no longer a port of its bridge", StringComparison.Ordinal));
+        await f.WaitBackendStateAsync(f.AttackerNic, Xenbus.XenbusState.Connected);
+        Assert.True(device.TapPresent);
+
+        var threads0 = ProcessProbe.ThreadCpus();
+        TimeSpan queue0 = ProcessProbe.ThreadCpu(Worker), watch0 = ProcessProbe.ThreadCpu("vif bridge watc");
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        TimeSpan queue = ProcessProbe.ThreadCpu(Worker) - queue0, watch = ProcessProbe.ThreadCpu("vif bridge watc") - watch0;
+        Assert.True(queue < TimeSpan.FromMilliseconds(100) && watch < TimeSpan.FromMilliseconds(100),
+            $"queue thread {queue.TotalMilliseconds} ms, bridge watch {watch.TotalMilliseconds} ms of CPU in 2 s; top: {ProcessProbe.TopThreads(threads0)}");
+
+        // Guest frames while unbridged: answered, handed to the tap (which is up and takes them), none held.
+        var before = f.AttackerStats;
+        byte[] frame = Frames.Raw(200, NetHostileFixture.TapMac, f.AttackerMac);
+        uint gref = raw.Stage(0, frame);
+        var send = Task.Run(async () =>
+        {
+            for (int done = 0; done < 1000; done += 100)
+            {
+                for (int i = 0; i < 100; i++)
+                    raw.PutTx(gref, 0, 0, (ushort)i, (ushort)frame.Length);
+                raw.PushTx();
+                Assert.All(await raw.WaitTxResponsesAsync(100, Bound), r => Assert.Equal(NetifRsp.Okay, r.Status));
+            }
+        });
+        await f.BystanderDuringAsync(send);
+        var after = f.AttackerStats;
+        Assert.Equal(1000, (after.TxPackets - before.TxPackets) + (after.TxDrops - before.TxDrops));
+        Assert.Equal(0, after.FatalResets);
+
+        // vif-bridge runs again: the bridge comes back with the tap on it.
+        NamespaceVifHotplug.Plumb(f.Ns, f.AttackerVif, bridge);
+        await Bounded.UntilAsync(async () => device.TapMaster > 0 && await f.ErrorNodeAsync(f.AttackerNic) is null, Bound, "the report cleared");
+        Assert.Equal(1, device.BridgeLosses);
+        await AssertBridgeCarriesAsync(f, raw, bridge, 1);
+        await f.AssertBystanderServedAsync(1);
+    }
 }
