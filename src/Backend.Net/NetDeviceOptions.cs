@@ -31,5 +31,18 @@ public sealed record NetDeviceOptions
 
     public NetQueueOptions Queue { get; init; } = new();
 
+    /// <summary>
+    /// How often the device tries to re-create its tap after it was deleted under it (`ip link del`).
+    /// Each try is a few ioctls; between tries nothing runs for the tap.
+    /// </summary>
+    public TimeSpan TapRetryInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Called with the tap's name after the device re-created a deleted tap (down, on no bridge): the
+    /// host redoes what the hotplug script did for the old one (the toolstack ran it once and will
+    /// not run it again). Null: the error node tells the administrator to run the script.
+    /// </summary>
+    public Func<string, CancellationToken, Task>? TapRecreated { get; init; }
+
     public Action<string>? Log { get; init; }
 }
