@@ -63,7 +63,8 @@ public sealed class BlockQueue : IDisposable
         public long NrSectors;
         public int Pages;
         public long Start;
-        public SharedMemory? Mapping;
+        /// <summary>The guest's pages on the mapped path: a value, so mapping allocates nothing.</summary>
+        public GrantPages Mapping;
     }
 
     private readonly ushort _domid;
@@ -592,7 +593,7 @@ public sealed class BlockQueue : IDisposable
             try
             {
                 // A read lands in guest memory, so its pages are mapped writable; a write only reads them.
-                s.Mapping = _grants.Map(_domid, _mapRefs.AsSpan(0, nseg), writable: forRead);
+                s.Mapping = _grants.MapPages(_domid, _mapRefs.AsSpan(0, nseg), writable: forRead);
             }
             catch (GrantException)
             {
@@ -878,7 +879,8 @@ public sealed class BlockQueue : IDisposable
             for (int i = 0; i < s.Pages; i++)
                 _freePages[_freePageCount++] = _slotPages[baseIndex + i];
         }
-        s.Mapping?.Dispose();
+        if (s.Mapping.IsMapped)
+            _grants.UnmapPages(s.Mapping);
         if (index == _barrierSlot)
             _barrierSlot = -1;
         s = default;
