@@ -201,8 +201,8 @@ public sealed class BlockQueue : IDisposable
     /// <summary>
     /// Auto means io_uring, with two exceptions measured by Block.Bench on a tmpfs image. On a file in
     /// memory (tmpfs, ramfs) every request runs inline on this thread: the copy cannot wait for a
-    /// device, and any hand-off costs more than the copy (inline: about 1 us of backend CPU per 4 KiB
-    /// request, threads 3.1 us, io_uring 6.0 us; bench/Block.Bench/README.md). On another buffered
+    /// device, and any hand-off costs more than the copy (backend CPU per 4 KiB request: inline
+    /// 1.25-1.3 us, threads 2.7-4.1 us, io_uring 2.8-6.2 us; bench/Block.Bench/README.md). On another buffered
     /// file whose filesystem cannot read without blocking, io_uring would punt every request to an
     /// io-wq thread, so threads do the same job cheaper.
     /// </summary>

@@ -5,8 +5,9 @@ namespace XenBackends.Native.IO;
 /// caller's own thread: no hand-off, no wake-up, no completion eventfd write. Only right for an
 /// image whose data already lives in memory (tmpfs, ramfs): there a preadv/pwritev is a memcpy to
 /// or from the page cache and cannot wait for a device, while handing it to another thread costs a
-/// futex wake-up, an eventfd write and a context switch, several times the copy itself
-/// (Block.Bench: 3.2 us of CPU per 4 KiB request through <see cref="ThreadIoEngine"/>). On a disk
+/// futex wake-up, an eventfd write and a context switch, more than the copy itself (Block.Bench,
+/// backend CPU per 4 KiB request on tmpfs: 2.7-4.1 us through <see cref="ThreadIoEngine"/>,
+/// 1.25-1.3 us inline). On a disk
 /// filesystem one slow request would stall the whole ring, which is why Auto never picks it there.
 /// </summary>
 /// <remarks>

@@ -7,7 +7,11 @@ public enum IoEngineKind
     Auto,
     IoUring,
     Threads,
-    /// <summary>Blocking syscalls on the ring's own thread (<see cref="InlineIoEngine"/>): for page-cache-resident images only.</summary>
+    /// <summary>
+    /// Blocking syscalls on the ring's own thread (<see cref="InlineIoEngine"/>): for images in memory
+    /// only. Asked for on a disk or network filesystem, a stalled device stalls the whole ring, and a
+    /// disconnect cannot abandon a syscall that never returns (the drain timeout cannot help).
+    /// </summary>
     Inline,
 }
 
