@@ -27,6 +27,14 @@ internal sealed class CountingGrantMapper(IGrantMapper inner) : IGrantMapper
         return memory;
     }
 
+    public GrantPages MapPages(ushort domid, ReadOnlySpan<uint> refs, bool writable)
+    {
+        Interlocked.Increment(ref _maps);
+        return inner.MapPages(domid, refs, writable);
+    }
+
+    public void UnmapPages(in GrantPages pages) => inner.UnmapPages(pages);
+
     public void Copy(Span<GrantCopySegment> segments)
     {
         Interlocked.Add(ref _copied, segments.Length);
