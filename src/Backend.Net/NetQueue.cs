@@ -143,6 +143,18 @@ internal sealed class NetQueue : IDisposable
 
     public void Start() => _thread.Start();
 
+    /// <summary>
+    /// One guest-TX service call on the caller's thread, for a queue that was never started: the
+    /// coverage-guided fuzz harness (fuzz/) drives the real request-chain validation synchronously.
+    /// True when requests remain.
+    /// </summary>
+    internal bool ServiceTxOnCallerThread()
+    {
+        if ((_thread.ThreadState & System.Threading.ThreadState.Unstarted) == 0)
+            throw new InvalidOperationException("the queue thread owns this queue");
+        return ServiceTx();
+    }
+
     /// <summary>Stops the thread (bounded by the current pass) and waits for it.</summary>
     public void Stop()
     {

@@ -45,6 +45,18 @@ internal sealed class CtrlRing : IDisposable
 
     public void Start() => _thread.Start();
 
+    /// <summary>
+    /// Serves the ring once on the caller's thread, for a ring that was never started: the
+    /// coverage-guided fuzz harness (fuzz/) drives the real message handling synchronously. False
+    /// when the ring went fatal.
+    /// </summary>
+    internal bool ServeOnCallerThread()
+    {
+        if ((_thread.ThreadState & System.Threading.ThreadState.Unstarted) == 0)
+            throw new InvalidOperationException("the control thread owns this ring");
+        return Serve();
+    }
+
     private void Run()
     {
         try
