@@ -140,6 +140,10 @@ public sealed class BlockQueue : IDisposable
         // restarted worker attached at 0 saw "a bogus req_prod" and halted the ring). Requests the
         // killed worker took but never answered lie after rsp_prod and are served again.
         _ring = BackRing.AttachAtSharedIndexes(ringMemory, BlkifProtocol.Layout(abi));
+        // What is published is what the ring says, not 0: otherwise a first drain that answers
+        // requests already waiting and lands rsp_prod_pvt exactly on 0 (the 2^32 wrap) looks like
+        // "nothing new" and the push is skipped (found by fuzz/ block-ring).
+        _pushed = _ring.RspProdPvt;
         _events = events;
         _port = port;
         _grants = grants;
