@@ -13,8 +13,8 @@ if (args.Length == 0)
 switch (args[0])
 {
     case "list":
-        foreach (FuzzTarget t in FuzzTarget.All)
-            Console.WriteLine(t.Name);
+        foreach (string t in FuzzTarget.Names)
+            Console.WriteLine(t);
         return 0;
     case "seeds" when args.Length == 2:
         foreach (FuzzTarget t in FuzzTarget.All)
@@ -46,11 +46,19 @@ switch (args[0])
     }
     default:
     {
-        FuzzTarget target = FuzzTarget.Get(args[0]);
+        string name = args[0];
+        if (!FuzzTarget.Names.Contains(name))
+        {
+            Console.Error.WriteLine($"no fuzz target '{name}'; targets: {string.Join(", ", FuzzTarget.Names)}");
+            return 2;
+        }
         // Persistent mode: one process serves every input afl-fuzz sends; an unhandled exception
-        // (an InvariantViolation or anything the product threw) is reported to afl as a crash.
+        // (an InvariantViolation or anything the product threw) is reported to afl as a crash. The
+        // target is built inside the first run: instrumented code must not run before SharpFuzz has
+        // attached afl's coverage map.
         Fuzzer.Run(stream =>
         {
+            FuzzTarget target = FuzzTarget.Get(name);
             using var buffer = new MemoryStream();
             stream.CopyTo(buffer);
             target.Run(buffer.ToArray());

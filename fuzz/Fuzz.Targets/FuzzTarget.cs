@@ -23,16 +23,37 @@ public abstract class FuzzTarget
     /// <summary>Small valid examples that reach each part of the code: the seed corpus.</summary>
     public abstract IEnumerable<(string Name, byte[] Data)> Seeds();
 
-    public static IReadOnlyList<FuzzTarget> All { get; } =
+    private static readonly (string Name, Func<FuzzTarget> Create)[] Registry =
     [
-        new BlkifDecodeTarget(),
-        new BlockRingTarget(),
-        new NetTxTarget(),
-        new NetCtrlTarget(),
-        new XenStoreWireTarget(),
+        ("blkif-decode", () => new BlkifDecodeTarget()),
+        ("block-ring", () => new BlockRingTarget()),
+        ("net-tx", () => new NetTxTarget()),
+        ("net-ctrl", () => new NetCtrlTarget()),
+        ("xenstore-wire", () => new XenStoreWireTarget()),
     ];
 
-    public static FuzzTarget Get(string name) =>
-        All.FirstOrDefault(t => t.Name == name)
-        ?? throw new ArgumentException($"no fuzz target '{name}'; targets: {string.Join(", ", All.Select(t => t.Name))}");
+    private static readonly Dictionary<string, FuzzTarget> Created = [];
+
+    public static IReadOnlyList<string> Names { get; } = [.. Registry.Select(r => r.Name)];
+
+    /// <summary>Every target (each built on first use: a target owns a simulated guest).</summary>
+    public static IReadOnlyList<FuzzTarget> All => [.. Names.Select(Get)];
+
+    /// <summary>
+    /// The named target, built on first use. Under afl the runner must call this only inside
+    /// SharpFuzz's Run: instrumented code that runs before it writes coverage into a map that does
+    /// not exist yet.
+    /// </summary>
+    public static FuzzTarget Get(string name)
+    {
+        var (_, create) = Registry.FirstOrDefault(r => r.Name == name);
+        if (create is null)
+            throw new ArgumentException($"no fuzz target '{name}'; targets: {string.Join(", ", Names)}");
+        lock (Created)
+        {
+            if (!Created.TryGetValue(name, out FuzzTarget? target))
+                Created[name] = target = create();
+            return target;
+        }
+    }
 }
