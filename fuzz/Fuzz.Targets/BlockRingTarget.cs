@@ -94,6 +94,7 @@ internal sealed class BlockRingTarget : FuzzTarget
         Put(ring, SharedRing.RspProdOffset, start);
         Put(ring, SharedRing.RspEventOffset, start + 1);
 
+        int descriptors = GuestWorld.OpenDescriptors();
         var (guestPort, events, port) = _world.BindChannel();
         string? fatal = null;
         var engine = new MemoryImageEngine(image, (int)size, faults, faultSeed);
@@ -118,6 +119,7 @@ internal sealed class BlockRingTarget : FuzzTarget
             _world.CloseGuestPort(guestPort);
             throw;
         }
+        bool passed = false;
         try
         {
             uint prod = start;
@@ -162,12 +164,18 @@ internal sealed class BlockRingTarget : FuzzTarget
                 uint frame = i < _ro.Length ? _ro[i].Frame : _indirect[i - _ro.Length].Frame;
                 InvariantViolation.Check(_world.Page(frame).SequenceEqual(readOnlyBefore[i]), "a read-only granted page changed");
             }
+            passed = true;
         }
         finally
         {
             queue.Dispose();
             blockImage.Dispose();
             _world.CloseGuestPort(guestPort);
+            if (passed)
+            {
+                int after = GuestWorld.OpenDescriptors();
+                InvariantViolation.Check(after <= descriptors, () => $"{after - descriptors} descriptors left open by one input");
+            }
         }
     }
 

@@ -79,6 +79,7 @@ internal sealed class NetCtrlTarget : FuzzTarget
         uint published = bogus ? start + size + 1 + input.Byte() : start + (uint)n;
         Put(ring, SharedRing.ReqProdOffset, published);
 
+        int descriptors = GuestWorld.OpenDescriptors();
         var (guestPort, events, port) = _world.BindChannel();
         var processor = new CtrlRequestProcessor(GuestWorld.Domid, _world.Grants, numQueues);
         var published_ = new List<RxHashSettings>();
@@ -100,8 +101,10 @@ internal sealed class NetCtrlTarget : FuzzTarget
         }
         catch (InvalidDataException) when (bogus)
         {
+            // Refused at attach: a ring that already claims more requests than slots (documented).
             events.Dispose();
             _world.CloseGuestPort(guestPort);
+            CheckDescriptors(descriptors);
             return;
         }
         catch
@@ -110,23 +113,33 @@ internal sealed class NetCtrlTarget : FuzzTarget
             _world.CloseGuestPort(guestPort);
             throw;
         }
+        bool passed = false;
         try
         {
             bool ok = ctrl.ServeOnCallerThread();
             InvariantViolation.Check(ok == (fatal is null), "Serve's result and the fatal callback disagree");
             if (bogus)
-            {
                 InvariantViolation.Check(fatal is not null, "a bogus req_prod did not make the control ring fatal");
-                return;
+            else
+            {
+                InvariantViolation.Check(fatal is null, () => $"fatal on a well-formed ring: {fatal}");
+                CheckResponses(ring, size, start, requests, numQueues, published_, processor.Settings);
             }
-            InvariantViolation.Check(fatal is null, () => $"fatal on a well-formed ring: {fatal}");
-            CheckResponses(ring, size, start, requests, numQueues, published_, processor.Settings);
+            passed = true;
         }
         finally
         {
             ctrl.Dispose();
             _world.CloseGuestPort(guestPort);
+            if (passed)
+                CheckDescriptors(descriptors);
         }
+    }
+
+    private static void CheckDescriptors(int before)
+    {
+        int after = GuestWorld.OpenDescriptors();
+        InvariantViolation.Check(after <= before, () => $"{after - before} descriptors left open by one input");
     }
 
     private void CheckResponses(Span<byte> ring, uint size, uint start, byte[][] requests, int numQueues, List<RxHashSettings> published, RxHashSettings final)

@@ -109,55 +109,64 @@ internal sealed class NetTxTarget : FuzzTarget
         Put(ring, SharedRing.ReqProdOffset, published);
         using var tap = new RecordingTap { FailMask = input.Byte() };
 
+        int descriptors = GuestWorld.OpenDescriptors();
         var (guestPort, events, port) = _world.BindChannel();
         string? fatal = null;
         NetQueue queue;
+        Native.SharedMemory? txMemory = null, rxMemory = null;
         try
         {
-            var txMemory = _world.Grants.Map(GuestWorld.Domid, [_tx.Gref], writable: true);
-            var rxMemory = _world.Grants.Map(GuestWorld.Domid, [_rx.Gref], writable: true);
+            txMemory = _world.Grants.Map(GuestWorld.Domid, [_tx.Gref], writable: true);
+            rxMemory = _world.Grants.Map(GuestWorld.Domid, [_rx.Gref], writable: true);
             var vif = new VifShared(new MulticastFilter((config & 4) != 0), null, null);
             queue = new NetQueue(0, GuestWorld.Domid, _world.Grants, events, port, port, txMemory, rxMemory, tap,
                 new NetFrontendFeatures { Sg = true, GsoTcpV4 = true, GsoTcpV6 = true }, new NetQueueOptions { TxBatchPackets = batch, RxQueueBytes = 64 * 1024 },
                 vif, null, (_, reason) => fatal = reason);
             vif.Queues = [queue];
         }
-        catch (InvalidDataException) when (bogus)
+        catch (Exception e)
         {
-            // Refused at attach: a ring that already claims more requests than slots (documented).
+            // What NetDevice.OpenQueue releases when a queue cannot be built.
             events.Dispose();
+            txMemory?.Dispose();
+            rxMemory?.Dispose();
             _world.CloseGuestPort(guestPort);
+            // Refused at attach: a ring that already claims more requests than slots (documented).
+            if (e is not InvalidDataException || !bogus)
+                throw;
+            CheckDescriptors(descriptors);
             return;
         }
-        catch
-        {
-            events.Dispose();
-            _world.CloseGuestPort(guestPort);
-            throw;
-        }
+        bool passed = false;
         try
         {
             for (int pass = 0; pass < 64 && queue.ServiceTxOnCallerThread(); pass++)
             {
             }
             if (bogus)
-            {
                 InvariantViolation.Check(fatal is not null, "a bogus req_prod did not make the queue fatal");
-                return;
-            }
-            if (fatal is not null)
-            {
+            else if (fatal is not null)
                 InvariantViolation.Check(FatalReasons.Any(r => fatal.StartsWith(r, StringComparison.Ordinal)), () => $"fatal for an undocumented reason: {fatal}");
-                return;
+            else
+            {
+                CheckResponses(ring, size, start, slots, out short[] status);
+                CheckFrames(tap.Records, Chains(slots, status));
             }
-            CheckResponses(ring, size, start, slots, out short[] status);
-            CheckFrames(tap.Records, Chains(slots, status));
+            passed = true;
         }
         finally
         {
             queue.Dispose();
             _world.CloseGuestPort(guestPort);
+            if (passed)
+                CheckDescriptors(descriptors);
         }
+    }
+
+    private static void CheckDescriptors(int before)
+    {
+        int after = GuestWorld.OpenDescriptors();
+        InvariantViolation.Check(after <= before, () => $"{after - before} descriptors left open by one input");
     }
 
     private static void CheckResponses(Span<byte> ring, uint size, uint start, List<Slot> slots, out short[] status)
