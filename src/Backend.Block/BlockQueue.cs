@@ -141,6 +141,10 @@ public sealed class BlockQueue : IDisposable
         // restarted worker attached at 0 saw "a bogus req_prod" and halted the ring). Requests the
         // killed worker took but never answered lie after rsp_prod and are served again.
         _ring = BackRing.AttachAtSharedIndexes(ringMemory, BlkifProtocol.Layout(abi));
+        // What is published is what the ring says, not 0: otherwise a first drain that answers
+        // requests already waiting and lands rsp_prod_pvt exactly on 0 (the 2^32 wrap) looks like
+        // "nothing new" and the push is skipped (found by fuzz/ block-ring).
+        _pushed = _ring.RspProdPvt;
         _events = events;
         _port = port;
         _grants = grants;
@@ -242,6 +246,18 @@ public sealed class BlockQueue : IDisposable
     }
 
     internal void Start() => _thread.Start();
+
+    /// <summary>
+    /// One service pass (reap, drain, answer) on the caller's thread, for a queue that was never
+    /// started: the coverage-guided fuzz harness (fuzz/) drives the real drain synchronously, so one
+    /// input is one deterministic execution. Exceptions propagate instead of becoming a fatal ring.
+    /// </summary>
+    internal void ServiceOnCallerThread()
+    {
+        if ((_thread.ThreadState & System.Threading.ThreadState.Unstarted) == 0)
+            throw new InvalidOperationException("the worker thread owns this queue");
+        Service();
+    }
 
     /// <summary>Asks the worker to stop consuming and to finish once in-flight I/O has completed.</summary>
     internal void RequestStop(TimeSpan? drainTimeout = null)
@@ -801,6 +817,11 @@ public sealed class BlockQueue : IDisposable
             case Stage.PreFlush:
                 if (result < 0)
                     Finish(index, FlushFailed(result));
+                // An empty flush (what Linux blkfront sends for every REQ_PREFLUSH) is done once the
+                // flush is: there is no write to follow. Found by fuzz/ block-ring: it used to issue
+                // a pwritev of zero iovecs after every empty flush.
+                else if (s.NrSegments == 0)
+                    Finish(index, BlkifRsp.Okay);
                 else
                     StartTransfer(index);
                 return;

@@ -119,7 +119,15 @@ internal sealed class NetQueue : IDisposable
         _tx = BackRing.AttachAtSharedIndexes(txMemory, TxLayout);
         _rx = BackRing.AttachAtSharedIndexes(rxMemory, RxLayout);
         if (_tx.PollRequests(out _) == RingPoll.Faulted || _rx.PollRequests(out _) == RingPoll.Faulted)
+        {
+            // The field initializers already opened this queue's eventfds and epoll; a guest can
+            // retry a bogus ring at will, so they are closed now, not whenever a finalizer runs
+            // (found by fuzz/ net-tx: three descriptors per refused connect).
+            _wake.Dispose();
+            _stop.Dispose();
+            _poll.Dispose();
             throw new InvalidDataException("a ring's req_prod is more than a ring size ahead of rsp_prod");
+        }
 
         int batch = Math.Max(1, options.TxBatchPackets);
         _txArena = GC.AllocateArray<byte>(batch * 2048 + MaxTxRecord, pinned: true);
@@ -169,6 +177,18 @@ internal sealed class NetQueue : IDisposable
     }
 
     public void Start() => _thread.Start();
+
+    /// <summary>
+    /// One guest-TX service call on the caller's thread, for a queue that was never started: the
+    /// coverage-guided fuzz harness (fuzz/) drives the real request-chain validation synchronously.
+    /// True when requests remain.
+    /// </summary>
+    internal bool ServiceTxOnCallerThread()
+    {
+        if ((_thread.ThreadState & System.Threading.ThreadState.Unstarted) == 0)
+            throw new InvalidOperationException("the queue thread owns this queue");
+        return ServiceTx();
+    }
 
     /// <summary>Stops the thread (bounded by the current pass) and waits for it.</summary>
     public void Stop()
