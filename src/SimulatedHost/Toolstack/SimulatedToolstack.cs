@@ -193,7 +193,9 @@ public sealed class SimulatedToolstack : IAsyncDisposable
         var roFront = new List<KeyValuePair<string, string>> { new("mtu", Num(nic.Mtu)) };
 
         await AddDeviceAsync(device, back, front, roFront, cancellationToken).ConfigureAwait(false);
-        guest.Remember(nic with { DevId = devid });
+        // libxl__device_nic_setdefault writes the MAC it picked into the domain config, which a save
+        // or migration carries: the restored guest keeps its MAC (and its peers' ARP caches stay right).
+        guest.Remember(nic with { DevId = devid, Mac = mac });
         return device;
     }
 
