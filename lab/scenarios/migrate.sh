@@ -17,6 +17,9 @@ cfg=$(lab_guest_cfg "$name" migrate "$(lab_ours_disk "$img")" "$LAB_OURS_VIF" lo
 # Same-host migration holds two copies of the guest at once; the emulated machine leaves Xen
 # ~900 MB beside dom0's 2 GB, so the guest gets less than lab_guest_cfg's 512 MB.
 sed -i 's/^memory = .*/memory = 320/' "$cfg"
+# The save file holds the guest's RAM; dom0's root filesystem has too little room left for it.
+mkdir -p /run/lab/save
+mount -t tmpfs -o size=640m tmpfs /run/lab/save || lab_fail "cannot mount a tmpfs for the save file"
 lab_create_guest "$cfg"
 domid=$(lab_domid "$name")
 lab_ours_connected "$domid" vbd 51712
@@ -70,10 +73,10 @@ move() {
   fio_before=$(fio_runs_ok)
   t0=$(date +%s.%N)
   if [ "$kind" = save ]; then
-    out=$(timeout 300 xl save "$name" /var/lib/lab/mig.save 2>&1) || { echo "$out" | sed 's/^/LAB-DIAG: xl save: /'; lab_ours_log_tail; lab_fail "xl save failed"; }
-    lab_result "dom0.save_${n}_bytes" "$(stat -c %s /var/lib/lab/mig.save)"
-    out=$(timeout 300 xl restore "$cfg" /var/lib/lab/mig.save 2>&1) || { echo "$out" | sed 's/^/LAB-DIAG: xl restore: /'; lab_ours_log_tail; lab_fail "xl restore failed"; }
-    rm -f /var/lib/lab/mig.save
+    out=$(timeout 300 xl save "$name" /run/lab/save/mig.save 2>&1) || { echo "$out" | sed 's/^/LAB-DIAG: xl save: /'; lab_ours_log_tail; lab_fail "xl save failed"; }
+    lab_result "dom0.save_${n}_bytes" "$(stat -c %s /run/lab/save/mig.save)"
+    out=$(timeout 300 xl restore "$cfg" /run/lab/save/mig.save 2>&1) || { echo "$out" | sed 's/^/LAB-DIAG: xl restore: /'; lab_ours_log_tail; lab_fail "xl restore failed"; }
+    rm -f /run/lab/save/mig.save
   else
     out=$(timeout 400 xl migrate -s "" "$name" "xl migrate-receive" 2>&1) || { echo "$out" | tail -n 30 | sed 's/^/LAB-DIAG: xl migrate: /'; lab_ours_log_tail; lab_fail "xl migrate failed"; }
   fi
