@@ -307,6 +307,11 @@ public sealed class SimulatedNetfront : XenbusFrontend
     private protected override void StopRings()
     {
         FreeQueues();
+        // Halted while suspended: what was in flight is dropped now, so no sender waits forever.
+        var drops = _pendingDrops;
+        _pendingDrops = [];
+        foreach (var drop in drops)
+            drop();
         Retire(_frozen);
         _events.Dispose();
         _received.Writer.TryComplete();
