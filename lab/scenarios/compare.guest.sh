@@ -58,7 +58,7 @@ while [ "$rep" -le "$LAB_REPS" ]; do
         line=$(run_fio "$job") || { cat /tmp/fio.err; lab_fail "fio $job failed twice"; }
       fi
       value=$(fio_figure "$job" "$line")
-      awk -v v="$value" 'BEGIN{exit !(v > 0)}' || lab_fail "fio $job reported no throughput: $line"
+      awk -v v="$value" 'BEGIN{exit !(v + 0 > 0)}' || lab_fail "fio $job reported no throughput: $line"
       lab_result "cmp.$LAB_BACKEND.$job" "$value" rep="$rep"
     done
   fi
