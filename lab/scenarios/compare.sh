@@ -9,14 +9,16 @@
 # Each backend gets its own guest (xl create ... xl destroy), not detach/attach on one guest:
 # every phase then starts from the same state (a fresh blkfront/netfront negotiation, an empty
 # guest page cache, no leftovers of the previous backend's teardown), swapping the kernel
-# modules in never races a half-detached device, and it is the create/destroy path the other
-# scenarios already prove. The cost is a guest boot per phase (~1 min under TCG).
-# Phases run ours -> kernel -> qdisk: ours needs the kernel backends absent, and unloading
-# them again is not needed. Load on the host drifts between phases; repetitions (medians) and
-# reporting only ratios within this one run are what keeps the figures honest.
+# modules in and out never races a half-detached device, and it is the create/destroy path the
+# other scenarios already prove. The cost is a guest boot per phase (~40 s under TCG).
+# The host's load drifts a lot during a run (the same job varied 8x within one guest), so the
+# backends take turns: LAB_CMP_ROUNDS rounds of ours -> kernel -> qdisk, each guest running the
+# jobs LAB_CMP_REPS times, and each ratio is the median over rounds of that round's ratio.
+# Kernel backends are loaded for their phase and unloaded after it (ours refuses to start
+# beside them).
 # Exit non-zero when a phase fails or a median is missing.
 . /lab/ours.sh
-: "${LAB_CMP_REPS:=3}" "${LAB_CMP_FIO_SECS:=10}" "${LAB_CMP_IPERF_SECS:=10}" "${LAB_CMP_DISK_MB:=128}"
+: "${LAB_CMP_ROUNDS:=3}" "${LAB_CMP_REPS:=1}" "${LAB_CMP_FIO_SECS:=10}" "${LAB_CMP_IPERF_SECS:=10}" "${LAB_CMP_DISK_MB:=128}"
 cmp_results=/run/lab/compare.txt
 cmp_img=/var/lib/lab/compare.img
 cmp_args="lab.reps=$LAB_CMP_REPS lab.fio_secs=$LAB_CMP_FIO_SECS lab.iperf_secs=$LAB_CMP_IPERF_SECS"
@@ -26,16 +28,19 @@ cmp_net_jobs="iperf3_tx iperf3_rx"
 cmp_guest_secs=$((300 + 2 * LAB_CMP_REPS * (4 * (LAB_CMP_FIO_SECS + 5) + 2 * (LAB_CMP_IPERF_SECS + 3))))
 : > "$cmp_results"
 
-# cmp_collect NAME: the guest's per-run figures (cmp.<backend>.<job> VALUE rep=N) into the file.
-cmp_collect() { lab_guest_relay "$1" | sed -n 's/^LAB-RESULT: \(cmp\.[a-z]*\.[a-z0-9_]* [0-9.e+]* rep=[0-9]*\)$/\1/p' >> "$cmp_results"; }
+# cmp_collect NAME ROUND: the guest's per-run figures into the file, as
+# "cmp.<backend>.<job> VALUE round=ROUND" (a guest's repetitions all belong to its round).
+cmp_collect() {
+  lab_guest_relay "$1" | sed -n "s/^LAB-RESULT: \(cmp\.[a-z]*\.[a-z0-9_]* [0-9.e+]*\) rep=[0-9]*\$/\1 round=$2/p" >> "$cmp_results"
+}
 
 # cmp_wait_state PATH SECS: backend state 4; the state is re-read on every poll (see lab_wait_for's note in the README).
 cmp_wait_state() { lab_wait_for "$2" "$1 to reach Connected" sh -c "[ \"\$(xenstore-read $1/state 2>/dev/null)\" = 4 ]"; }
 
-# cmp_guest NAME BACKEND DISKSPEC VIFSPEC DISKKIND: one guest on a non-project backend; DISKKIND
+# cmp_guest NAME BACKEND DISKSPEC VIFSPEC DISKKIND ROUND: one guest on a non-project backend; DISKKIND
 # is the backend directory libxl writes for the disk (vbd for blkback, qdisk for QEMU).
 cmp_guest() {
-  local name=$1 backend=$2 disk=$3 vif=$4 kind=$5 cfg domid net=0 t0=$SECONDS out
+  local name=$1 backend=$2 disk=$3 vif=$4 kind=$5 round=$6 cfg domid net=0 t0=$SECONDS out
   [ -z "$vif" ] || net=1
   cfg=$(lab_guest_cfg "$name" compare "$disk" "$vif" loglevel=7 "lab.backend=$backend lab.net=$net $cmp_args")
   # Bounded more loosely than lab_create_guest: with a qdisk disk libxl first starts QEMU and
@@ -58,7 +63,7 @@ cmp_guest() {
   lab_wait_console "$name" 'LAB-GUEST-DONE' "$cmp_guest_secs"
   lab_guest_relay "$name"
   [ "$(lab_guest_verdict "$name")" = PASS ] || { lab_tail_console "$name"; lab_fail "$backend guest verdict: $(lab_guest_verdict "$name")"; }
-  cmp_collect "$name"
+  cmp_collect "$name" "$round"
   lab_result "dom0.$backend.guest_s" $((SECONDS - t0))
   lab_destroy_guest "$name"
   lab_wait_for 60 "backend/$kind/$domid to be removed" sh -c "! xenstore-exists /local/domain/0/backend/$kind/$domid" || exit 1
@@ -103,46 +108,71 @@ iperf3 -s -D -B "$LAB_DOM0_IP" --logfile /run/lab/iperf3.log || lab_fail "iperf3
 lab_result cmp.qnic_strings qemu="$(grep -ac qnic /usr/libexec/xen-qemu-system-i386)" \
   libxl="$(grep -ac qnic "$(readlink -f /usr/lib/x86_64-linux-gnu/libxenlight.so.4.17)")"
 
-# --- ours --------------------------------------------------------------------------------
-lab_note "compare: phase ours"
-lab_ours_start
-lab_ours_guest cmp-ours compare "$(lab_ours_disk "$cmp_img")" "$LAB_OURS_VIF" "lab.backend=ours lab.net=1 $cmp_args"
-cmp_collect cmp-ours
-cmp_stop_service
+# --- one round: ours -> kernel -> qdisk ------------------------------------------------
+cmp_round() {
+  local r=$1
+  lab_note "compare: round $r/$LAB_CMP_ROUNDS: ours"
+  lab_ours_start
+  lab_ours_guest "cmp-ours-$r" compare "$(lab_ours_disk "$cmp_img")" "$LAB_OURS_VIF" "lab.backend=ours lab.net=1 $cmp_args"
+  cmp_collect "cmp-ours-$r" "$r"
+  cmp_stop_service
 
-# --- kernel ------------------------------------------------------------------------------
-lab_note "compare: phase kernel"
-# xen-backends' install.sh puts /etc/modprobe.d/xen-backends.conf in place: "blacklist" (only
-# stops alias loads; names given here are explicit) and "install ... /bin/false" (stops explicit
-# loads too). --ignore-install bypasses the latter, so this phase works on a dom0 that has it.
-[ ! -e /etc/modprobe.d/xen-backends.conf ] || lab_note "xen-backends modprobe.conf present: bypassed with --ignore-install"
-modprobe --ignore-install -a xen-blkback xen-netback || lab_fail "cannot load the kernel backends"
-cmp_loop=$(losetup -f --show "$cmp_img") || lab_fail "losetup failed"
-cmp_guest cmp-kernel kernel "format=raw, vdev=xvda, access=rw, target=$cmp_loop" "$LAB_OURS_VIF" vbd
-losetup -d "$cmp_loop" || true
+  lab_note "compare: round $r/$LAB_CMP_ROUNDS: kernel"
+  # xen-backends' install.sh puts /etc/modprobe.d/xen-backends.conf in place: "blacklist" (only
+  # stops alias loads; names given here are explicit) and "install ... /bin/false" (stops
+  # explicit loads too). --ignore-install bypasses the latter, so this works on a dom0 with it.
+  [ ! -e /etc/modprobe.d/xen-backends.conf ] || lab_note "xen-backends modprobe.conf present: bypassed with --ignore-install"
+  modprobe --ignore-install -a loop xen-blkback xen-netback || lab_fail "cannot load the kernel backends (and loop)"
+  cmp_loop=$(losetup -f --show "$cmp_img") || lab_fail "losetup failed"
+  cmp_guest "cmp-kernel-$r" kernel "format=raw, vdev=xvda, access=rw, target=$cmp_loop" "$LAB_OURS_VIF" vbd "$r"
+  losetup -d "$cmp_loop" || true
+  # Out again before our service comes back (lab_ours_start insists): nothing uses them now.
+  lab_wait_for 30 "the kernel backends to unload" modprobe -r xen-blkback xen-netback || exit 1
 
-# --- qdisk -------------------------------------------------------------------------------
-lab_note "compare: phase qdisk"
-cmp_guest cmp-qdisk qdisk "format=raw, vdev=xvda, access=rw, backendtype=qdisk, target=$cmp_img" "" qdisk
+  lab_note "compare: round $r/$LAB_CMP_ROUNDS: qdisk"
+  cmp_guest "cmp-qdisk-$r" qdisk "format=raw, vdev=xvda, access=rw, backendtype=qdisk, target=$cmp_img" "" qdisk "$r"
+}
+r=1
+while [ "$r" -le "$LAB_CMP_ROUNDS" ]; do cmp_round "$r"; r=$((r + 1)); done
 
 # --- medians and ratios ------------------------------------------------------------------
-# cmp_median BACKEND JOB: the median of that job's runs (empty when there were none).
-cmp_median() {
-  awk -v k="cmp.$1.$2" '$1 == k {print $2}' "$cmp_results" | sort -g | awk '
-    {v[NR] = $1} END {if (NR == 0) exit; m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m}'
+# Per job: each backend's median over all its runs (context), and the ratios as the median
+# over rounds of that round's ratio (ours_r / kernel_r): a round's three guests ran minutes
+# apart, the rounds up to half an hour apart, so per-round ratios cancel most of the drift in
+# the host's load. One line per job:
+#   JOB OURS KERNEL QDISK OURS/KERNEL OURS/QDISK PER-ROUND-OURS/KERNEL PER-ROUND-OURS/QDISK N
+cmp_summary() {
+  awk -v jobs="$cmp_disk_jobs $cmp_net_jobs" -v rounds="$LAB_CMP_ROUNDS" '
+    function median(list,   a, n, i, j, t) {
+      n = split(list, a, " "); if (n == 0) return ""
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+      return (n % 2) ? a[(n + 1) / 2] + 0 : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function fmt(x) { return (x == "") ? "-" : sprintf("%.3g", x) }
+    function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "" : a / b }
+    { split($1, k, "."); sub(/^round=/, "", $3); v[k[2], k[3], $3] = v[k[2], k[3], $3] " " $2; all[k[2], k[3]] = all[k[2], k[3]] " " $2 }
+    END {
+      nj = split(jobs, J, " ")
+      for (x = 1; x <= nj; x++) {
+        j = J[x]; rk = ""; rq = ""; lk = ""; lq = ""
+        for (r = 1; r <= rounds; r++) {
+          a = ratio(median(v["ours", j, r]), median(v["kernel", j, r])); if (a != "") { rk = rk " " a; lk = lk (lk == "" ? "" : ",") sprintf("%.2f", a) }
+          a = ratio(median(v["ours", j, r]), median(v["qdisk", j, r])); if (a != "") { rq = rq " " a; lq = lq (lq == "" ? "" : ",") sprintf("%.2f", a) }
+        }
+        n = split(all["ours", j], tmp, " ")
+        printf "%s %s %s %s %s %s %s %s %d\n", j, fmt(median(all["ours", j])), fmt(median(all["kernel", j])), fmt(median(all["qdisk", j])),
+          (rk == "") ? "-" : sprintf("%.2f", median(rk)), (rq == "") ? "-" : sprintf("%.2f", median(rq)), (lk == "") ? "-" : lk, (lq == "") ? "-" : lq, n
+      }
+    }' "$cmp_results"
 }
-cmp_ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'; }
 missing=0
-for job in $cmp_disk_jobs $cmp_net_jobs; do
-  case "$job" in
-    *_4k) unit=IOPS ;; *_1m) unit=MiB/s ;; *) unit=Mbit/s ;;
-  esac
-  ours=$(cmp_median ours "$job") kernel=$(cmp_median kernel "$job") qdisk=$(cmp_median qdisk "$job")
-  n=$(awk -v k="cmp.ours.$job" '$1 == k' "$cmp_results" | wc -l)
-  [ -n "$ours" ] && [ -n "$kernel" ] || missing=1
-  case "$job" in iperf3_*) ;; *) [ -n "$qdisk" ] || missing=1 ;; esac
-  lab_result "cmp.ratio.$job" "ours/kernel=$(cmp_ratio "$ours" "$kernel")" "ours/qdisk=$(cmp_ratio "$ours" "$qdisk")" \
-    "ours=${ours:--}" "kernel=${kernel:--}" "qdisk=${qdisk:--}" "unit=$unit" "n=$n"
-done
-[ "$missing" = 0 ] || lab_fail "a median is missing (see the cmp.ratio lines)"
-lab_result cmp.settings reps="$LAB_CMP_REPS" fio_secs="$LAB_CMP_FIO_SECS" iperf_secs="$LAB_CMP_IPERF_SECS" disk_mb="$LAB_CMP_DISK_MB"
+while read -r job ours kernel qdisk rk rq lk lq n; do
+  case "$job" in *_4k) unit=IOPS ;; *_1m) unit=MiB/s ;; *) unit=Mbit/s ;; esac
+  [ "$rk" != - ] || missing=1
+  case "$job" in iperf3_*) ;; *) [ "$rq" != - ] || missing=1 ;; esac
+  lab_result "cmp.ratio.$job" "ours/kernel=$rk" "ours/qdisk=$rq" "ours=$ours" "kernel=$kernel" "qdisk=$qdisk" \
+    "unit=$unit" "n=$n" "rounds_ours/kernel=$lk" "rounds_ours/qdisk=$lq"
+done < <(cmp_summary)
+lab_result cmp.settings rounds="$LAB_CMP_ROUNDS" reps_per_guest="$LAB_CMP_REPS" fio_secs="$LAB_CMP_FIO_SECS" \
+  iperf_secs="$LAB_CMP_IPERF_SECS" disk_mb="$LAB_CMP_DISK_MB"
+[ "$missing" = 0 ] || lab_fail "a ratio is missing (see the cmp.ratio lines)"
