@@ -304,4 +304,55 @@ public sealed class ImageMappingTests
             h.Block.Image.Mapping.Release();
         });
     }
+
+    /// <summary>
+    /// Mapped requests take no bounce page, so one drain can hold more segments than the batch (sized
+    /// by the pool): the batch is run early and every request still gets its own bytes.
+    /// </summary>
+    [Fact]
+    public async Task ADrainWithMoreSegmentsThanTheBatchRunsItEarlyAndMovesEveryByte()
+    {
+        await WithShmImageAsync(async image =>
+        {
+            var options = new BlockBackendOptions { BufferPagesPerQueue = 256 };
+            await using var h = await BlockHarness.CreateAsync(4 << 20, options, imagePath: image);
+            var front = await h.ConnectAsync();
+            Assert.True(h.Block.Queues[0].CopiesThroughImageMapping);
+            const int requests = 4, perRequest = 128; // 512 segments > the 256-entry batch
+            var writePages = new (uint Frame, uint Gref)[requests, perRequest];
+            var readPages = new (uint Frame, uint Gref)[requests, perRequest];
+            var random = new Random(40);
+            for (int r = 0; r < requests; r++)
+            {
+                var writes = new BlkifRequestSegment[perRequest];
+                var reads = new BlkifRequestSegment[perRequest];
+                for (int i = 0; i < perRequest; i++)
+                {
+                    writePages[r, i] = front.AllocateDataPage();
+                    random.NextBytes(front.Page(writePages[r, i].Frame));
+                    readPages[r, i] = front.AllocateDataPage();
+                    writes[i] = new BlkifRequestSegment { Gref = writePages[r, i].Gref, LastSect = 7 };
+                    reads[i] = new BlkifRequestSegment { Gref = readPages[r, i].Gref, LastSect = 7 };
+                }
+                var (wf, wg) = front.AllocateDataPage();
+                front.WriteIndirectPage(wf, writes);
+                front.PutIndirect(0, BlkifOp.Write, (ulong)r, (ulong)(r * perRequest * 8), perRequest, [wg]);
+                // The reads cover the second half of the image, written by the image's creator only.
+                var (rf, rg) = front.AllocateDataPage();
+                front.WriteIndirectPage(rf, reads);
+                front.PutIndirect(0, BlkifOp.Read, (ulong)(100 + r), (ulong)((2 << 20) / 512 + r * perRequest * 8), perRequest, [rg]);
+            }
+            front.Push(0);
+            var responses = await front.WaitForResponsesAsync(0, 2 * requests);
+            Assert.All(responses, x => Assert.Equal(BlkifRsp.Okay, x.Status));
+            byte[] disk = h.ReadImage();
+            for (int r = 0; r < requests; r++)
+                for (int i = 0; i < perRequest; i++)
+                {
+                    int at = (r * perRequest + i) * 4096;
+                    Assert.True(disk.AsSpan(at, 4096).SequenceEqual(front.Page(writePages[r, i].Frame)), $"write {r} page {i}");
+                    Assert.True(disk.AsSpan((2 << 20) + at, 4096).SequenceEqual(front.Page(readPages[r, i].Frame)), $"read {r} page {i}");
+                }
+        });
+    }
 }
