@@ -23,6 +23,13 @@ public sealed record BlockBackendOptions
     /// <summary><c>feature-max-indirect-segments</c>; at least 256 (1 MiB requests), at most 4096 (8 indirect pages).</summary>
     public int MaxIndirectSegments { get; init; } = 256;
 
+    /// <summary>
+    /// Auto also decides how data meets an image kept in memory (tmpfs, ramfs) on the grant-copy path:
+    /// when the image has no hole, reads and writes are grant-copied straight between the guest's
+    /// pages and a shared mapping of it, one copy and no syscall (Native.IO.ImageMapping says why that
+    /// is safe and when it is given up); everything else runs inline. An engine named here always
+    /// goes through the file descriptor.
+    /// </summary>
     public IoEngineKind IoEngine { get; init; } = IoEngineKind.Auto;
 
     /// <summary>

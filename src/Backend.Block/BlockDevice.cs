@@ -67,6 +67,12 @@ public sealed class BlockDevice : IBackendDevice
                 file.Dispose();
                 throw;
             }
+            // Auto on the grant-copy path: an image in memory is copied to and from through a mapping.
+            if (_options is { IoEngine: IoEngineKind.Auto, DataPath: BlockDataPath.GrantCopy, IoEngineFactory: null } && file.IsMemoryResident)
+            {
+                string mapping = _image.TryMapIntoMemory();
+                _log?.Invoke($"{device.Path}: image mapping: {mapping}");
+            }
         }
         // What the frontend needs before it sizes its rings and requests (blkback's probe).
         await device.Store.RunTransactionAsync(async t =>
@@ -101,7 +107,7 @@ public sealed class BlockDevice : IBackendDevice
         }
         _queues = [.. queues];
         foreach (var queue in _queues) queue.Start();
-        _log?.Invoke($"{device.Path}: connected, {_queues.Length} queue(s), {layout.Abi}, ring order {layout.RingPageOrder}, {_options.DataPath}, I/O {_queues[0].IoEngineName}");
+        _log?.Invoke($"{device.Path}: connected, {_queues.Length} queue(s), {layout.Abi}, ring order {layout.RingPageOrder}, {_options.DataPath}{(_queues[0].CopiesThroughImageMapping ? " through the image mapping" : "")}, I/O {_queues[0].IoEngineName}");
     }
 
     private sealed record QueueKeys(string Path, uint[] Refs, uint RemotePort);

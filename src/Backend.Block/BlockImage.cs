@@ -94,6 +94,26 @@ public sealed class BlockImage : IDisposable
     /// <summary><c>info</c>: the VDISK_* bitmap.</summary>
     public uint Info => (ReadOnly ? Rings.Blkif.VDisk.ReadOnly : 0) | (CdRom ? Rings.Blkif.VDisk.CdRom : 0);
 
+    /// <summary>
+    /// The shared mapping the grant-copy path copies through on a memory-resident image, once
+    /// <see cref="TryMapIntoMemory"/> made it; null otherwise. Queues check
+    /// <see cref="ImageMapping.IsUsable"/>: it can be given up at any time, never taken back.
+    /// </summary>
+    public ImageMapping? Mapping { get; private set; }
+
+    /// <summary>
+    /// Maps a writable-or-not image that lives in memory and has no hole (see <see cref="ImageMapping"/>
+    /// for why those conditions make the mapping safe); returns why not otherwise. Call before any
+    /// queue starts.
+    /// </summary>
+    internal string TryMapIntoMemory()
+    {
+        if (File is null || Mapping is not null)
+            return Mapping is null ? "null image" : "mapped";
+        Mapping = ImageMapping.TryCreate(File, out string reason);
+        return reason;
+    }
+
     /// <summary>Re-reads the image size (online resize); returns true when it changed.</summary>
     public bool Refresh()
     {
@@ -101,6 +121,10 @@ public sealed class BlockImage : IDisposable
             return false;
         long before = Sectors;
         File.Refresh();
+        // The mapping covers the old size only, and a grown part may be sparse: give it up before a
+        // queue can see the new size.
+        if (Mapping is not null && File.SizeBytes != Mapping.Length)
+            Mapping.Disable();
         RoundSizeToSectors();
         return Sectors != before;
     }
@@ -112,5 +136,11 @@ public sealed class BlockImage : IDisposable
         Volatile.Write(ref _sectors, bytes / 512 / perSector * perSector);
     }
 
-    public void Dispose() => File?.Dispose();
+    public void Dispose()
+    {
+        // Queues that still hold the mapping keep it (and cannot be served by a closed fd anyway);
+        // it is unmapped when the last of them lets go.
+        Mapping?.Release();
+        File?.Dispose();
+    }
 }

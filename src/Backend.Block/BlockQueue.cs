@@ -65,6 +65,8 @@ public sealed class BlockQueue : IDisposable
         public long Start;
         /// <summary>The guest's pages on the mapped path: a value, so mapping allocates nothing.</summary>
         public GrantPages Mapping;
+        /// <summary>The data was grant-copied straight to or from the image mapping: the copy was the transfer.</summary>
+        public bool ImageMapped;
     }
 
     private readonly ushort _domid;
@@ -105,6 +107,11 @@ public sealed class BlockQueue : IDisposable
     private readonly SharedMemory _indirectPages;
     private readonly GrantCopySegment[] _indirectCopy = new GrantCopySegment[BlkifLimits.MaxIndirectPagesPerRequest];
     private readonly uint[] _mapRefs;
+    /// <summary>The memory-resident image's shared mapping (grant-copy path, Auto); null when not mapped.</summary>
+    private readonly ImageMapping? _imageMap;
+    /// <summary>This drain's verdict on <see cref="_imageMap"/>: 0 not checked yet, 1 usable, 2 not.</summary>
+    private byte _imageMapState;
+    private bool _batchHasImageMap;
 
     // One grant copy per drain: every write's data on the way in, every read's data on the way out.
     private readonly GrantCopySegment[] _batch;
@@ -176,6 +183,8 @@ public sealed class BlockQueue : IDisposable
             for (int i = 0; i < poolPages; i++) _freePages[i] = poolPages - 1 - i;
             _freePageCount = poolPages;
         }
+        if (_pool is not null && image.Mapping is { } imageMap && imageMap.AddReference())
+            _imageMap = imageMap;
         int batch = Math.Max(poolPages, _maxSegments);
         _batch = new GrantCopySegment[batch];
         _batchSorted = new GrantCopySegment[batch];
@@ -222,6 +231,9 @@ public sealed class BlockQueue : IDisposable
     public int Index { get; }
     public uint LocalPort => _port;
     public string IoEngineName => _io.Name;
+
+    /// <summary>Reads and writes are copied straight through the image's mapping (a memory-resident image, Auto).</summary>
+    public bool CopiesThroughImageMapping => _imageMap is { IsUsable: true };
 
     /// <summary>True once the worker has stopped (drained, abandoned a dead image, or failed).</summary>
     public bool Finished => Volatile.Read(ref _finished) != 0;
@@ -353,6 +365,7 @@ public sealed class BlockQueue : IDisposable
     {
         if (_stopping || _halted || _barrierSlot >= 0)
             return false;
+        _imageMapState = 0;
         bool consumed = false;
         while (true)
         {
@@ -627,6 +640,11 @@ public sealed class BlockQueue : IDisposable
             return;
         }
 
+        if (s.Op is BlkifOp.Read or BlkifOp.Write && UseImageMapping(in s))
+        {
+            PrepareImageMapped(index, forRead);
+            return;
+        }
         nint pool = _pool.Address;
         for (int i = 0; i < nseg; i++)
         {
@@ -638,6 +656,8 @@ public sealed class BlockQueue : IDisposable
             WriteIovec(iov, i, buffer, length);
             if (!forRead)
             {
+                if (_batchCount == _batch.Length)
+                    RunCopyBatch(); // only when image-mapped requests filled the batch
                 _batch[_batchCount] = GrantCopySegment.FromGuest(_domid, seg.Gref, (ushort)(seg.FirstSect * 512), buffer, (ushort)length);
                 _batchSlot[_batchCount++] = index;
             }
@@ -652,6 +672,48 @@ public sealed class BlockQueue : IDisposable
             s.Stage = Stage.AwaitCopy;
             _ready[_readyCount++] = index;
         }
+    }
+
+    /// <summary>
+    /// Whether this request's data may go through the image mapping: it lies inside the mapped size,
+    /// and the file still has that size (checked once per drain: a shrunk file would fault the
+    /// process, see <see cref="ImageMapping"/>).
+    /// </summary>
+    private bool UseImageMapping(in Slot s)
+    {
+        if (_imageMap is null || s.Sector * 512 + s.NrSectors * 512 > _imageMap.Length)
+            return false;
+        if (_imageMapState == 0)
+            _imageMapState = _imageMap.Revalidate() ? (byte)1 : (byte)2;
+        return _imageMapState == 1 && _imageMap.IsUsable;
+    }
+
+    /// <summary>
+    /// One copy, no syscall: the request's segments join this drain's grant copy straight between the
+    /// guest's pages and the image's pages, and the request is answered once that copy is done.
+    /// </summary>
+    private void PrepareImageMapped(int index, bool forRead)
+    {
+        ref Slot s = ref _slots[index];
+        int baseIndex = index * _maxSegments;
+        nint at = _imageMap!.Address + (nint)(s.Sector * 512);
+        for (int i = 0; i < s.NrSegments; i++)
+        {
+            BlkifRequestSegment seg = _segments[baseIndex + i];
+            int length = (seg.LastSect - seg.FirstSect + 1) * 512;
+            // Mapped requests take no bounce page, so the pool no longer bounds the batch.
+            if (_batchCount == _batch.Length)
+                RunCopyBatch();
+            ushort offset = (ushort)(seg.FirstSect * 512);
+            _batch[_batchCount] = forRead
+                ? GrantCopySegment.ToGuest(at, _domid, seg.Gref, offset, (ushort)length)
+                : GrantCopySegment.FromGuest(_domid, seg.Gref, offset, at, (ushort)length);
+            _batchSlot[_batchCount++] = index;
+            at += length;
+        }
+        _batchHasImageMap = true;
+        s.ImageMapped = true;
+        Ready(index);
     }
 
     private static void WriteIovec(Span<byte> iov, int i, nint address, int length)
@@ -679,6 +741,11 @@ public sealed class BlockQueue : IDisposable
             if (s.CopyFailed)
             {
                 Finish(index, BlkifRsp.Error);
+                continue;
+            }
+            if (s.ImageMapped)
+            {
+                Finish(index, BlkifRsp.Okay);
                 continue;
             }
             if (index == _barrierSlot)
@@ -721,7 +788,21 @@ public sealed class BlockQueue : IDisposable
             _batchSorted[k] = _batch[from];
             _batchSlotSorted[k] = _batchSlot[from];
         }
-        _grants.Copy(_batchSorted.AsSpan(0, count));
+        bool imageMapped = _batchHasImageMap;
+        _batchHasImageMap = false;
+        try
+        {
+            _grants.Copy(_batchSorted.AsSpan(0, count));
+        }
+        catch (XenNativeException) when (imageMapped)
+        {
+            // Real Xen: gntdev fails the whole call with EFAULT when a page of the image mapping is
+            // gone (the file was truncated or punched underneath). Every request of the batch fails
+            // alone, and the image is served through its fd from now on, which reports such errors.
+            _imageMap!.Disable();
+            for (int k = 0; k < count; k++)
+                _batchSorted[k].Status = GrantStatus.GeneralError;
+        }
         for (int k = 0; k < count; k++)
             if (_batchSorted[k].Status != GrantStatus.Okay)
                 _slots[_batchSlotSorted[k]].CopyFailed = true;
@@ -736,6 +817,13 @@ public sealed class BlockQueue : IDisposable
         long offset = s.Sector * 512;
         ulong tag = (ulong)index;
         IoRequest request;
+        if (s.Op == BlkifOp.Discard && UseImageMapping(in s))
+        {
+            // Zeroes instead of punching a hole: a store through the mapping must never allocate.
+            _imageMap!.Zero(offset, s.NrSectors * 512);
+            Finish(index, BlkifRsp.Okay);
+            return;
+        }
         if (s.Op == BlkifOp.Discard)
         {
             request = new IoRequest(_image.DiscardOp(s.Secure), fd, offset, 0, s.NrSectors * 512, tag);
@@ -946,6 +1034,8 @@ public sealed class BlockQueue : IDisposable
             // The port may already be gone with the domain; nothing else to release.
         }
         _events.Dispose();
+        // Nothing the kernel may still be doing targets the image mapping: the copies through it are synchronous.
+        _imageMap?.Release();
         if (AbandonedInFlightIo)
             return; // the kernel may still complete into these buffers: leak them rather than reuse
         _io.Dispose();

@@ -11,20 +11,36 @@ namespace XenBackends.Backend.Block.Tests;
 public sealed class SteadyStateAllocationTests
 {
     /// <summary>
-    /// Both data paths allocate nothing per request. The last row is the instrument's own check: an
-    /// engine that allocates 64 bytes per request must be seen, or the zero rows would prove nothing.
+    /// Both data paths allocate nothing per request, and so does grant copy through the mapping of an
+    /// image on tmpfs (what Auto does there). The last row is the instrument's own check: an engine
+    /// that allocates 64 bytes per request must be seen, or the zero rows would prove nothing.
     /// </summary>
     [Theory]
-    [InlineData(BlockDataPath.GrantCopy, false)]
-    [InlineData(BlockDataPath.GrantMap, false)]
-    [InlineData(BlockDataPath.GrantCopy, true)]
-    public async Task EachDataPathAllocatesZeroBytesPerRequestOnceWarm(BlockDataPath path, bool allocatingProbe)
+    [InlineData(BlockDataPath.GrantCopy, false, false)]
+    [InlineData(BlockDataPath.GrantMap, false, false)]
+    [InlineData(BlockDataPath.GrantCopy, false, true)]
+    [InlineData(BlockDataPath.GrantCopy, true, false)]
+    public async Task EachDataPathAllocatesZeroBytesPerRequestOnceWarm(BlockDataPath path, bool allocatingProbe, bool mappedTmpfsImage)
+    {
+        string? shm = mappedTmpfsImage ? $"/dev/shm/xb-alloc-{Guid.NewGuid():N}.img" : null;
+        try
+        {
+            await MeasureAsync(path, allocatingProbe, shm);
+        }
+        finally
+        {
+            if (shm is not null) File.Delete(shm);
+        }
+    }
+
+    private static async Task MeasureAsync(BlockDataPath path, bool allocatingProbe, string? imagePath)
     {
         var options = new BlockBackendOptions { DataPath = path };
         if (allocatingProbe)
             options = options with { IoEngineFactory = capacity => new AllocatingIoEngine(IoEngines.Create(IoEngineKind.Threads, capacity)) };
-        await using var h = await BlockHarness.CreateAsync(4 << 20, options);
+        await using var h = await BlockHarness.CreateAsync(4 << 20, options, imagePath: imagePath);
         var front = await h.ConnectAsync();
+        Assert.Equal(imagePath is not null, h.Block.Queues[0].CopiesThroughImageMapping);
         var pages = new uint[11];
         for (int i = 0; i < pages.Length; i++) pages[i] = front.AllocateDataPage().Gref;
         uint indirectFrame;
