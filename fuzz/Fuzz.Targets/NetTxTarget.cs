@@ -80,7 +80,7 @@ internal sealed class NetTxTarget : FuzzTarget
         int n = input.Byte() % (int)size;
         var slots = new List<Slot>(n);
         int extrasLeft = 0;
-        bool inChain = false;
+        bool inChain = false, multicastChain = false;
         for (int i = 0; i < n; i++)
         {
             Span<byte> raw = ring.Slice(SharedRing.HeaderSize + (int)((start + (uint)i) & (size - 1)) * layout.SlotSize, layout.RequestSize);
@@ -91,6 +91,12 @@ internal sealed class NetTxTarget : FuzzTarget
             if (extra)
             {
                 extrasLeft = (raw[1] & NetifExtraFlags.More) != 0 ? 1 : 0;
+                multicastChain |= IsMulticast(raw[0]);
+                // A multicast control request ends with its extras (netback-anchors 4.1 row 6:
+                // answered and `continue`d before xenvif_count_requests), so NETTXF_more_data on its
+                // first slot links nothing: the next slot is a new first slot.
+                if (extrasLeft == 0 && multicastChain)
+                    inChain = false;
             }
             else
             {
@@ -99,8 +105,12 @@ internal sealed class NetTxTarget : FuzzTarget
                 if ((offset & 0x8000) == 0)
                     BinaryPrimitives.WriteUInt16LittleEndian(raw[4..], (ushort)(offset % PageSize));
                 ushort flags = BinaryPrimitives.ReadUInt16LittleEndian(raw[6..]);
-                if (!inChain && (flags & NetTxFlags.ExtraInfo) != 0)
-                    extrasLeft = 1;
+                if (!inChain)
+                {
+                    multicastChain = false;
+                    if ((flags & NetTxFlags.ExtraInfo) != 0)
+                        extrasLeft = 1;
+                }
                 inChain = (flags & NetTxFlags.MoreData) != 0;
             }
             slots.Add(new Slot(BinaryPrimitives.ReadUInt16LittleEndian(raw[8..]), extra, raw.ToArray()));
@@ -201,11 +211,12 @@ internal sealed class NetTxTarget : FuzzTarget
             bool multicast = false;
             while (i < slots.Count && slots[i].Extra)
             {
-                multicast |= slots[i].Raw[0] is NetifExtraType.McastAdd or NetifExtraType.McastDel;
+                multicast |= IsMulticast(slots[i].Raw[0]);
                 i++;
             }
             var frags = new List<int>();
-            bool more = (BinaryPrimitives.ReadUInt16LittleEndian(slots[first].Raw.AsSpan(6)) & NetTxFlags.MoreData) != 0;
+            // A multicast control request takes no fragments, whatever its NETTXF_more_data says (row 6).
+            bool more = !multicast && (BinaryPrimitives.ReadUInt16LittleEndian(slots[first].Raw.AsSpan(6)) & NetTxFlags.MoreData) != 0;
             while (more && i < slots.Count)
             {
                 frags.Add(i);
@@ -218,6 +229,8 @@ internal sealed class NetTxTarget : FuzzTarget
         }
         return chains;
     }
+
+    private static bool IsMulticast(byte extraType) => extraType is NetifExtraType.McastAdd or NetifExtraType.McastDel;
 
     private byte[]? Gather(List<Slot> slots, int first, List<int> frags, ushort total)
     {
@@ -336,6 +349,12 @@ internal sealed class NetTxTarget : FuzzTarget
         yield return ("multicast", Input(4, 0, [],
             Req(0, 0, NetTxFlags.ExtraInfo, 8, 0), Extra(NetifExtraType.McastAdd, NetifExtraFlags.More), Extra(NetifExtraType.Gso, 0, 0, 0),
             Req(0, 0, NetTxFlags.ExtraInfo, 9, 0), Extra(NetifExtraType.McastDel, 0)));
+        // NETTXF_more_data on a multicast control request links nothing: id 19 is a new request with
+        // its own extra, ids 20 and 21 the next packet.
+        yield return ("multicast-more-data", Input(4, 0, [],
+            Req(0, 0, NetTxFlags.ExtraInfo | NetTxFlags.MoreData, 18, 0), Extra(NetifExtraType.McastAdd, 0),
+            Req(0, 0, NetTxFlags.ExtraInfo | NetTxFlags.MoreData, 19, 0), Extra(NetifExtraType.McastDel, 0),
+            Req(1, 0, NetTxFlags.MoreData, 20, 100), Req(2, 0, 0, 21, 40)));
         yield return ("drops-and-zero-frags", Input(2, 0, [Udp4()],
             Req(0, 0, 0, 10, 10), Req(0, 0, NetTxFlags.MoreData, 11, 100), Req(1, 0, NetTxFlags.MoreData, 12, 0), Req(4, 0, 0, 13, 20),
             Req(0, 4000, 0, 14, 60)));

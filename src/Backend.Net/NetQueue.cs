@@ -506,6 +506,8 @@ internal sealed class NetQueue : IDisposable
         }
 
         // Multicast control travels in a dummy request: answered at once, never a packet (netback does the same).
+        // Like netback (anchors 4.1 row 6: `continue` before xenvif_count_requests) its NETTXF_more_data
+        // links nothing; the next slot is read as a new packet's first slot.
         if (mcastAdd.Type != 0)
         {
             bool ok = _multicast.Add(MulticastFilter.Pack(mcastAdd.McastAddr));

@@ -88,6 +88,30 @@ public sealed class HostileTxTests
         AssertRingStillWorks(h);
     }
 
+    /// <summary>
+    /// netback answers a multicast control request as soon as its extras are read and `continue`s
+    /// before xenvif_count_requests, so NETTXF_more_data on it links no fragment: the next slot is
+    /// the first slot of a new packet (the fuzz oracle once assumed otherwise).
+    /// </summary>
+    [Fact]
+    public async Task Row6_more_data_on_a_multicast_request_links_no_fragment()
+    {
+        await using var h = await UpAsync();
+        using var capture = h.Ns.Inside(() => PacketSocket.Open(h.Net.InterfaceName!));
+        h.Front.PutTx(0, 0, NetTxFlags.ExtraInfo | NetTxFlags.MoreData, 0);
+        var extra = new NetifExtraInfo { Type = NetifExtraType.McastAdd };
+        byte[] mac = [0x01, 0x00, 0x5E, 0x00, 0x00, 0x09];
+        for (int b = 0; b < 6; b++) extra.McastAddr[b] = mac[b];
+        h.Front.PutExtra(extra);
+        var frame = Frames.Raw(60, Frames.TapMac, NetHarness.GuestMac);
+        h.Front.PutTx(h.Front.StageTxData(frame), 0, 0, 60);
+        h.Front.Push();
+        var r = h.Front.WaitTxResponses(3);
+        Assert.Equal(new short[] { NetifRsp.Okay, NetifRsp.Null, NetifRsp.Okay }, r.Select(x => x.Status));
+        Assert.Equal(frame, capture.Receive(5000));
+        Assert.Equal(1, h.Stats().TxPackets);
+    }
+
     [Fact]
     public async Task Row7_more_data_without_a_posted_next_slot_is_fatal()
     {
