@@ -64,6 +64,9 @@ public sealed class BlockQueue : IDisposable
         public int Pages;
         public long Start;
         public SharedMemory? Mapping;
+        /// <summary>Finished, its response waiting for every earlier request's (see _consumeOrder).</summary>
+        public bool Done;
+        public short Status;
     }
 
     private readonly ushort _domid;
@@ -93,6 +96,17 @@ public sealed class BlockQueue : IDisposable
     private readonly Thread _thread;
 
     private readonly Slot[] _slots;
+    /// <summary>
+    /// Slots in the order their requests were consumed; responses are written in this order only.
+    /// A worker restarted under a live guest resumes at the shared rsp_prod and serves every request
+    /// after it again. That is right only if the first (rsp_prod - start) responses answer exactly
+    /// the first (rsp_prod - start) requests: a response for a later request written out of order
+    /// overwrites an earlier, unanswered request in its slot (the union of blkif.h), and the restart
+    /// then lost that request and replayed the answered one from pages the guest had already reused
+    /// (the crash-consistency test saw acknowledged sectors overwritten with another write's data).
+    /// </summary>
+    private readonly int[] _consumeOrder;
+    private uint _orderHead, _orderTail;
     private readonly int[] _freeSlots;
     private int _freeSlotCount;
     private readonly BlkifRequestSegment[] _segments;
@@ -155,6 +169,7 @@ public sealed class BlockQueue : IDisposable
 
         int slots = checked((int)_ring.Size);
         _slots = new Slot[slots];
+        _consumeOrder = new int[slots];
         _freeSlots = new int[slots];
         for (int i = 0; i < slots; i++) _freeSlots[i] = slots - 1 - i;
         _freeSlotCount = slots;
@@ -254,6 +269,12 @@ public sealed class BlockQueue : IDisposable
         {
             // Requests queued before we bound the port never raised an event.
             Service();
+            // A worker restarted under a live guest: its predecessor may have pushed responses and
+            // died before its notify went out, and a guest that waits for that event waits forever
+            // (the crash-consistency test hung so). One spurious event is harmless (blkfront just
+            // finds nothing new), so on a ring that has been used, always tell the frontend to look.
+            if (_ring.RspProdPvt != 0)
+                _events.Notify(_port);
             while (true)
             {
                 if (_stopping && _freeSlotCount == _slots.Length)
@@ -314,6 +335,10 @@ public sealed class BlockQueue : IDisposable
         while (true)
         {
             bool progress = ReapCompletions();
+            // Published before consuming more: a response written but not pushed overwrote its
+            // request in the ring, and a worker killed in that window leaves its successor a slot
+            // it cannot read as a request. Pushing at once keeps that window to this loop's reap.
+            PushResponses();
             progress |= ConsumeRequests();
             PushResponses();
             // A null image completes without a wakeup, so whatever it holds must be reaped now.
@@ -393,6 +418,7 @@ public sealed class BlockQueue : IDisposable
     {
         ref Slot s = ref _slots[index];
         s = default;
+        _consumeOrder[_orderTail++ % (uint)_consumeOrder.Length] = index;
         s.Id = request.Id;
         s.Operation = request.Operation == BlkifOp.Indirect ? request.IndirectOp : request.Operation;
         s.Start = Stopwatch.GetTimestamp();
@@ -856,11 +882,10 @@ public sealed class BlockQueue : IDisposable
 
     // ---------------------------------------------------------------- responses
 
-    /// <summary>Answers one request (written field by field into a zeroed slot: XSA-216) and frees what it held.</summary>
+    /// <summary>Ends one request and frees what it held; its response goes out in consumption order.</summary>
     private void Finish(int index, short status)
     {
         ref Slot s = ref _slots[index];
-        _ring.PutBlkifResponse(s.Id, s.Operation, status);
         if (status == BlkifRsp.Error) _stats.CountError();
         else if (status == BlkifRsp.EOpNotSupp) _stats.CountNotSupported();
         _stats.Latency.RecordSince(s.Start);
@@ -869,12 +894,32 @@ public sealed class BlockQueue : IDisposable
             int baseIndex = index * _maxSegments;
             for (int i = 0; i < s.Pages; i++)
                 _freePages[_freePageCount++] = _slotPages[baseIndex + i];
+            s.Pages = 0;
         }
         s.Mapping?.Dispose();
+        s.Mapping = null;
         if (index == _barrierSlot)
             _barrierSlot = -1;
-        s = default;
-        _freeSlots[_freeSlotCount++] = index;
+        s.Status = status;
+        s.Done = true;
+        WriteResponsesInOrder();
+    }
+
+    /// <summary>Answers every finished request at the head of the consumption order (written field by field into a zeroed slot: XSA-216).</summary>
+    private void WriteResponsesInOrder()
+    {
+        uint length = (uint)_consumeOrder.Length;
+        while (_orderHead != _orderTail)
+        {
+            int index = _consumeOrder[_orderHead % length];
+            ref Slot s = ref _slots[index];
+            if (!s.Done)
+                return;
+            _ring.PutBlkifResponse(s.Id, s.Operation, s.Status);
+            s = default;
+            _freeSlots[_freeSlotCount++] = index;
+            _orderHead++;
+        }
     }
 
     private void PushResponses()
