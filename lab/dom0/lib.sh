@@ -19,8 +19,10 @@ lab_fail() { echo "LAB-FAIL: $*"; exit 1; }
 # returns 1 (after saying what it waited for) when the time is up.
 lab_wait_for() {
   local secs=$1 what=$2; shift 2
-  local end=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
+  local end=$((SECONDS + secs)) bound=()
+  # Each poll bounded too: a xenstore client blocks forever once xenstored is gone.
+  [ "$(type -t "$1")" != file ] || bound=(timeout 30)
+  until "${bound[@]}" "$@" >/dev/null 2>&1; do
     if [ "$SECONDS" -ge "$end" ]; then echo "LAB-FAIL: timed out after ${secs}s waiting for $what"; return 1; fi
     sleep 1
   done
@@ -58,7 +60,16 @@ lab_create_guest() {
   fi
 }
 
-lab_domid() { xl domid "$1" 2>/dev/null; }
+# Bounded: without xenstored, xl falls back to /dev/xen/xenbus and waits forever.
+lab_domid() { timeout 20 xl domid "$1" 2>/dev/null; }
+
+# lab_xenstored_alive: xenstored still runs. Everything (xl, our backends, the guest's devices)
+# depends on it; when it dies a scenario can only hang, so waits check it and fail at once.
+lab_xenstored_alive() { kill -0 "$(cat /run/xenstored.pid 2>/dev/null)" 2>/dev/null; }
+
+# lab_user_crashes: the user-space crashes dom0's kernel logged ("segfault at", "traps:" lines).
+# No test here provokes one, so any is a fault of the machine or of the program that crashed.
+lab_user_crashes() { dmesg | grep -aE ' segfault at |traps: .* (trap|general protection)' ; }
 lab_console_log() { echo "$LAB_CONSOLE_DIR/guest-$1.log"; }
 
 # lab_wait_console NAME REGEX SECONDS: waits for a line in the guest's console log; fails
@@ -73,6 +84,7 @@ lab_wait_console() {
     lab_console_progress "$name" "$log" "$(cat "$mark" 2>/dev/null || echo 0)" > "$mark.new" && mv "$mark.new" "$mark"
     # Gone only after 3 misses in a row: under load `xl domid` failed once while the guest was
     # alive and running (xl list showed it), which used to end a passing smoke run as FAIL.
+    lab_xenstored_alive || { lab_tail_console "$name"; lab_fail "xenstored died while waiting for /$re/ from guest $name"; }
     if lab_domid "$name" >/dev/null; then misses=0; else misses=$((misses + 1)); fi
     if [ "$misses" -ge 3 ]; then
       grep -aqE "$re" "$log" 2>/dev/null && return 0
@@ -122,6 +134,11 @@ lab_diagnostics() {
   done
   # The project's service, when a scenario ran it (dom0/ours.sh): its last words.
   [ -f /run/lab/xen-backends.log ] && tail -n 40 /run/lab/xen-backends.log | sed 's/^/LAB-DIAG: xen-backends: /'
-  xl list 2>&1 | sed 's/^/LAB-DIAG: xl list: /'
+  lab_xenstored_alive || echo "LAB-DIAG: xenstored is NOT running"
+  timeout 20 xl list 2>&1 | sed 's/^/LAB-DIAG: xl list: /'
+  ps -eo pid,stat,etimes,args 2>/dev/null | grep -aE 'xen-backends|xenstored|xl |fio|iperf' | grep -v grep | sed 's/^/LAB-DIAG: ps: /'
+  lab_user_crashes | tail -n 10 | sed 's/^/LAB-DIAG: crash: /'
   dmesg | tail -n 20 | sed 's/^/LAB-DIAG: dmesg: /'
+  # Xen's own log (xl dmesg reads it by hypercall; bounded in case xl hangs on xenstore).
+  timeout 20 xl dmesg 2>&1 | tail -n 30 | sed 's/^/LAB-DIAG: xl dmesg: /'
 }

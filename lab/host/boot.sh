@@ -14,10 +14,17 @@ case "$img$cpio" in *,*) lab_die "paths must not contain ',' (QEMU's -initrd lis
 # (NativeAOT, many threads) died of heap corruption ("malloc(): corrupted top size") in 2 of 2
 # runs, block and net alike, with io_uring or threads; without them none did. .NET then takes
 # its SSE code paths. LAB_QEMU_CPU overrides the model (for experiments with CPU features).
+# spec-ctrl=eager-fpu: TCG's "max" CPU says AMD, for which Xen 4.17 switches vCPUs' FPU/SSE state
+# lazily (CR0.TS, restored on the first #NM). Under QEMU 7.2's TCG that corrupted user-space
+# registers across domains: in the cold smoke run of 2026-11-24 (lazy) dom0's xenstore-read, sleep,
+# bash (a command substitution run as a file name) and finally xenstored segfaulted within 100 s
+# while the guest did I/O, and the run hung without xenstored. Eager switching saves and restores
+# the state on every vCPU switch and never relies on #NM. LAB_XEN_ARGS adds to Xen's command line.
+xen_args="console=com1 dom0_mem=2048M,max:2048M loglvl=all guest_loglvl=all noreboot spec-ctrl=eager-fpu ${LAB_XEN_ARGS:-}"
 qemu_cmd=(qemu-system-x86_64 -machine q35 -cpu "${LAB_QEMU_CPU:-max,-smap,-smep,-pku,-la57,-avx,-avx2,-fma,-f16c}" -m 3072 -smp 2
   -nographic -no-reboot -nic none
   -kernel "$img/xen"
-  -append "console=com1 dom0_mem=2048M,max:2048M loglvl=all guest_loglvl=all noreboot"
+  -append "$xen_args"
   -initrd "$img/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init,$cpio")
 : > "$log"
 "${qemu_cmd[@]}" < /dev/null > "$log" 2>&1 9>&- &
@@ -33,6 +40,8 @@ cleanup() {
   wait "$qemu" 2>/dev/null || true
 }
 trap cleanup EXIT
+# Killed from outside (CI's bound, ^C): still take QEMU down; bash runs EXIT traps only on exit.
+trap 'exit 143' TERM INT HUP
 
 # stage NAME REGEX SECONDS: waits for REGEX in the console log; gives up with diagnostics.
 stage() {

@@ -70,6 +70,42 @@ public sealed class BlockWorkerTests
     }
 
     [Fact]
+    public async Task A_vbd_detached_and_attached_again_under_the_same_devid_is_served_again_by_the_running_worker()
+    {
+        // The lab's lifecycle does this on real Xen: xl block-detach, then at once xl block-attach of
+        // the same image; libxl reuses the devid and gives the backend 10 s to reach InitWait, while
+        // the guest's other device keeps the worker alive.
+        await using var sim = await ToolstackHost.CreateAsync();
+        await using var harness = await SupervisorHarness.StartAsync(sim.Config("vbd"), sim.Spec, SimHost.Worker, sim.Dir);
+        var guest = await sim.CreateGuestAsync(24, "reattach");
+        var keep = await sim.Toolstack.AddDiskAsync(24, new DiskSpec("xvda", sim.CreateImage(8 << 20, "keep.img")) { Script = "block-xen-backends" });
+        string image = sim.CreateImage(8 << 20, "detach.img");
+        var disk = await sim.Toolstack.AddDiskAsync(24, new DiskSpec("xvdb", image) { Script = "block-xen-backends" });
+        await using var keepBlk = await SimulatedBlkfront.AttachAsync(guest, keep.DevId);
+        var blk = await SimulatedBlkfront.AttachAsync(guest, disk.DevId);
+        await harness.StepAsync(() => blk.WaitConnectedAsync(Connect));
+        byte[] data = Data(5, 64 << 10);
+        Assert.Equal(BlkifRsp.Okay, await blk.WriteAsync(0, data));
+        int pid = harness.Supervisor.WorkerPids()[24];
+
+        for (int round = 0; round < 3; round++)
+        {
+            await harness.StepAsync(() => sim.Toolstack.DetachDiskAsync(disk).WaitAsync(Connect));
+            await blk.DisposeAsync();
+            // No pause: the new directory may appear while the worker still finishes the old device.
+            disk = await sim.Toolstack.AddDiskAsync(24, new DiskSpec("xvdb", image) { Script = "block-xen-backends" }).WaitAsync(Connect);
+            blk = await SimulatedBlkfront.AttachAsync(guest, disk.DevId);
+            await harness.StepAsync(() => blk.WaitConnectedAsync(Connect));
+            var back = new byte[data.Length];
+            Assert.Equal(BlkifRsp.Okay, await blk.ReadAsync(0, back));
+            Assert.Equal(data, back);
+        }
+        await blk.DisposeAsync();
+        Assert.True(keepBlk.IsConnected);
+        Assert.Equal(pid, harness.Supervisor.WorkerPids()[24]);
+    }
+
+    [Fact]
     public async Task A_destroyed_guest_with_a_vbd_leaves_no_worker_and_no_backend_node()
     {
         await using var sim = await ToolstackHost.CreateAsync();

@@ -43,9 +43,9 @@ internal sealed class ToolstackHost : IAsyncDisposable
     public Task<SimulatedGuest> CreateGuestAsync(ushort domid, string name) =>
         Toolstack.CreateDomainAsync(new DomainSpec(domid, name) { Pages = 4096, GrantEntries = 4096 });
 
-    public string CreateImage(long bytes)
+    public string CreateImage(long bytes, string name = "disk.img")
     {
-        string path = Path.Combine(_dir, "disk.img");
+        string path = Path.Combine(_dir, name);
         using var file = File.Create(path);
         file.SetLength(bytes);
         return path;
