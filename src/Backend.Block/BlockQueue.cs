@@ -27,6 +27,11 @@ public sealed class BlockQueue : IDisposable
     private const int SectorsPerPage = PageSize / 512;
     /// <summary>Linux errno: the filesystem has no such operation (fallocate modes, fsync on some FUSE).</summary>
     private const int EOpNotSupp = 95;
+    // Linux errnos meaning the file's storage is no longer there (a FUSE daemon or network
+    // filesystem gone, a device removed): every request will fail, so the report says so.
+    private const int ENxio = 6, ENoDev = 19, ENotConn = 107, EStale = 116;
+    /// <summary>Seconds between two reports of failing image I/O on one queue.</summary>
+    private const int IoErrorReportInterval = 5;
 
     private enum Stage : byte
     {
@@ -86,6 +91,10 @@ public sealed class BlockQueue : IDisposable
     private TimeSpan _drainTimeout;
     private readonly Action<BlockQueue, string> _fatal;
     private readonly Action<string> _withdrawFeature;
+    private readonly Action<BlockQueue, string> _ioError;
+    /// <summary>When the last I/O error was reported (0: never), and how many failed since without a report.</summary>
+    private long _ioErrorReportedAt;
+    private long _ioErrorsUnreported;
     /// <summary>The disk's QoS (shared by its queues); null when unlimited.</summary>
     private readonly IoRateLimiter? _limiter;
     private long _throttledUntil;
@@ -144,7 +153,7 @@ public sealed class BlockQueue : IDisposable
 
     internal BlockQueue(int index, ushort domid, SharedMemory ringMemory, BlkifAbi abi, IEventChannels events, uint port,
         IGrantMapper grants, BlockImage image, BlockStatistics stats, BlockBackendOptions options, Action<BlockQueue, string> fatal,
-        Action<string> withdrawFeature)
+        Action<string> withdrawFeature, Action<BlockQueue, string>? ioError = null)
     {
         Index = index;
         _domid = domid;
@@ -170,6 +179,7 @@ public sealed class BlockQueue : IDisposable
         _drainTimeout = options.DrainTimeout;
         _fatal = fatal;
         _withdrawFeature = withdrawFeature;
+        _ioError = ioError ?? ((_, _) => { });
         _limiter = options.RateLimiter;
 
         int slots = checked((int)_ring.Size);
@@ -871,6 +881,7 @@ public sealed class BlockQueue : IDisposable
         bool ok = s.Op == BlkifOp.Discard ? result >= 0 : result == s.NrSectors * 512;
         if (!ok)
         {
+            IoFailed(index, result);
             Finish(index, BlkifRsp.Error);
             return;
         }
@@ -901,13 +912,58 @@ public sealed class BlockQueue : IDisposable
     private short FlushFailed(int result)
     {
         if (result != -EOpNotSupp)
+        {
+            IoFailed(-1, result);
             return BlkifRsp.Error;
+        }
         if (_image.RefuseFlush())
         {
             _withdrawFeature("feature-flush-cache");
             _withdrawFeature("feature-barrier");
         }
         return BlkifRsp.EOpNotSupp;
+    }
+
+    /// <summary>
+    /// Counts a request the image failed and tells the operator, at most once per
+    /// <see cref="IoErrorReportInterval"/> with the number of failures in between: an image that
+    /// has gone away fails every request, and a guest retrying must not flood the log. Formatting
+    /// allocates, but only here, off the steady state.
+    /// </summary>
+    /// <param name="index">The request's slot, or -1 for a flush.</param>
+    private void IoFailed(int index, int result)
+    {
+        int errno = result < 0 ? -result : 0;
+        _stats.CountIoError(errno);
+        long now = Stopwatch.GetTimestamp();
+        if (_ioErrorReportedAt != 0 && now - _ioErrorReportedAt < IoErrorReportInterval * Stopwatch.Frequency)
+        {
+            _ioErrorsUnreported++;
+            return;
+        }
+        string what;
+        if (index < 0)
+        {
+            what = "flush";
+        }
+        else
+        {
+            ref Slot s = ref _slots[index];
+            string op = s.Op switch
+            {
+                BlkifOp.Read => "read",
+                BlkifOp.Discard => "discard",
+                _ => "write",
+            };
+            what = $"{op} of {s.NrSectors} sectors at sector {s.Sector}";
+        }
+        string why = errno == 0
+            ? $"short transfer ({result} bytes)"
+            : $"{new System.ComponentModel.Win32Exception(errno).Message} (errno {errno}){(errno is ENotConn or ENoDev or EStale or ENxio ? "; the image's storage is gone" : "")}";
+        string since = _ioErrorsUnreported > 0 ? $"; {_ioErrorsUnreported} more failed since the last report" : "";
+        _ioErrorsUnreported = 0;
+        _ioErrorReportedAt = now;
+        _ioError(this, $"image I/O failed, answered BLKIF_RSP_ERROR: {what}: {why}{since}");
     }
 
     // ---------------------------------------------------------------- responses

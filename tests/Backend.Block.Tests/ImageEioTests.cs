@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Globalization;
 using XenBackends.Rings.Blkif;
 
 namespace XenBackends.Backend.Block.Tests;
@@ -49,7 +51,8 @@ public sealed class ImageEioTests
         // Bad for reads: one 512-byte sector in page 16. Bad for writes: page 32.
         fs.FailReads(16 * Page + 3 * 512, 512);
         fs.FailWrites(32 * Page, Page);
-        await using var h = await BlockHarness.CreateAsync(0, imagePath: fs.ImagePath);
+        var log = new ConcurrentQueue<string>();
+        await using var h = await BlockHarness.CreateAsync(0, imagePath: fs.ImagePath, log: log.Enqueue);
         var front = await h.ConnectAsync(order: 1);
 
         var reads = new Dictionary<ulong, uint[]>
@@ -85,6 +88,12 @@ public sealed class ImageEioTests
         Assert.Equal(Gather(front, writes[8]), disk.AsSpan(64 * Page, 2 * Page).ToArray());
         Assert.Equal(Gather(front, writes[9]), disk.AsSpan(16 * Page, Page).ToArray());
         Assert.Equal(4, h.Block.Statistics.ErrorResponses);
+        Assert.Equal(4, h.Block.Statistics.IoErrors);
+        Assert.Equal(5, h.Block.Statistics.LastIoErrno); // EIO
+        // Four failures in one burst: one report (rate-limited), naming the operation and the errno.
+        string report = Assert.Single(log, l => l.Contains("image I/O failed", StringComparison.Ordinal));
+        Assert.Contains("BLKIF_RSP_ERROR", report);
+        Assert.Contains("Input/output error (errno 5)", report);
 
         // The device keeps serving: a flush, and once the ranges heal the same requests succeed.
         front.PutRw(0, BlkifOp.FlushDiskCache, 10, ulong.MaxValue, []); // empty, sector_number -1 as Linux sends it
@@ -113,7 +122,8 @@ public sealed class ImageEioTests
         string backing = Backing(2 << 20, 12);
         byte[] original = File.ReadAllBytes(backing);
         using var fs = FaultFs.Start(backing);
-        await using var h = await BlockHarness.CreateAsync(0, imagePath: fs.ImagePath);
+        var log = new ConcurrentQueue<string>();
+        await using var h = await BlockHarness.CreateAsync(0, imagePath: fs.ImagePath, log: log.Enqueue);
         var front = await h.ConnectAsync(order: 1);
         var before = Put(front, BlkifOp.Read, 1, 0, 2);
         Assert.Equal(BlkifRsp.Okay, (await front.RoundTripAsync(0)).Status);
@@ -136,7 +146,59 @@ public sealed class ImageEioTests
         Put(front, BlkifOp.Read, 6, 0, 1);
         Assert.Equal(BlkifRsp.Error, (await front.RoundTripAsync(0)).Status);
         Assert.All(h.Block.Queues, q => Assert.False(q.Finished));
+        Assert.Equal(5, h.Block.Statistics.IoErrors);
+        // One clear report for the burst, not one line per request; a dead FUSE daemon is ENOTCONN.
+        string report = Assert.Single(log, l => l.Contains("image I/O failed", StringComparison.Ordinal));
+        Assert.Contains(how == "vanish" ? "Input/output error (errno 5)" : "storage is gone", report);
+        // No busy loop: with nothing on the ring, the queue's thread sleeps.
+        long ticks = QueueThreadTicks();
+        await Task.Delay(1000);
+        long burnt = QueueThreadTicks() - ticks;
+        Assert.True(burnt <= 10, $"the queue thread used {burnt} clock ticks of CPU in 1 s with nothing to do");
         await h.Block.DisconnectAsync(CancellationToken.None).WaitAsync(Bounded);
         Assert.Empty(h.Block.Queues);
+    }
+
+    /// <summary>
+    /// The image file unlinked under a running backend (a local filesystem): POSIX keeps the inode
+    /// alive while the worker holds it open, so this is not a failure at all. Requests keep being
+    /// served from the open file, as QEMU and a loop device would: nothing fails, nothing is lost.
+    /// </summary>
+    [Fact]
+    public async Task An_image_file_deleted_under_the_backend_keeps_being_served_from_the_open_inode()
+    {
+        await using var h = await BlockHarness.CreateAsync(1 << 20);
+        var front = await h.ConnectAsync(order: 1);
+        byte[] original = h.ReadImage();
+        File.Delete(h.ImagePath);
+        var written = Put(front, BlkifOp.Write, 1, 8, 2, seed: 1);
+        Assert.Equal(BlkifRsp.Okay, (await front.RoundTripAsync(0)).Status);
+        var back = Put(front, BlkifOp.Read, 2, 0, 4);
+        Assert.Equal(BlkifRsp.Okay, (await front.RoundTripAsync(0)).Status);
+        byte[] expected = original.AsSpan(0, 4 * Page).ToArray();
+        Gather(front, written).CopyTo(expected, Page);
+        Assert.Equal(expected, Gather(front, back));
+        Assert.Equal(0, h.Block.Statistics.ErrorResponses);
+        Assert.False(File.Exists(h.ImagePath));
+    }
+
+    /// <summary>utime + stime (clock ticks) of the queue's worker thread, "blkif-d7-q0", from /proc/self/task.</summary>
+    private static long QueueThreadTicks()
+    {
+        string name = $"blkif-d{BlockHarness.GuestId}-q0";
+        foreach (string task in Directory.GetDirectories("/proc/self/task"))
+        {
+            string comm;
+            try { comm = File.ReadAllText(Path.Combine(task, "comm")).Trim(); }
+            catch (IOException) { continue; }
+            if (comm != name)
+                continue;
+            string stat = File.ReadAllText(Path.Combine(task, "stat"));
+            // Fields after the parenthesised comm: state is field 3, utime 14, stime 15.
+            string[] f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture);
+        }
+        Assert.Fail($"no thread named {name} in this process");
+        return 0;
     }
 }
