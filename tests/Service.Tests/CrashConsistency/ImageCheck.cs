@@ -9,6 +9,10 @@ namespace XenBackends.Service.Tests.CrashConsistency;
 internal sealed class ImageCheck
 {
     public long SectorsChecked;
+    /// <summary>Acknowledged writes whose every sector still owed to them was checked (summed over checks).</summary>
+    public long AckedWritesChecked;
+    /// <summary>Of those, writes an acknowledged flush covered.</summary>
+    public long DurableWritesChecked;
     public long DurableSectorsChecked;
     /// <summary>A sector older than the last write an acknowledged flush covered: the contract broken.</summary>
     public long FlushedLosses;
@@ -24,6 +28,10 @@ internal sealed class ImageCheck
 
     public void Run(ReadOnlySpan<byte> image, WriteModel.Snapshot before, WriteModel.Snapshot after)
     {
+        // A write counts once per check however many sectors it covers; a sector a later write
+        // overwrote is owed to that later write, and counted there.
+        AckedWritesChecked += before.Acked.Where(v => v > 0).Distinct().LongCount();
+        DurableWritesChecked += before.Durable.Where(v => v > 0).Distinct().LongCount();
         for (int s = 0; s < before.Acked.Length; s++)
         {
             var sector = image.Slice(s * SectorStamp.SectorSize, SectorStamp.SectorSize);
