@@ -370,6 +370,10 @@ public sealed class BlockQueue : IDisposable
         while (true)
         {
             bool progress = ReapCompletions();
+            // Published before consuming more: a response written but not pushed overwrote its
+            // request in the ring, and a worker killed in that window leaves its successor a slot
+            // it cannot read as a request. Pushing at once keeps that window to this loop's reap.
+            PushResponses();
             progress |= ConsumeRequests();
             PushResponses();
             // An inline engine completes without a wakeup, so whatever it holds must be reaped now.
@@ -999,13 +1003,6 @@ public sealed class BlockQueue : IDisposable
             if (!s.Done)
                 return;
             _ring.PutBlkifResponse(s.Id, s.Operation, s.Status);
-            // Published at once, as blkback's make_response does: a written response has replaced
-            // its request in the slot, and a worker killed before rsp_prod covers it leaves its
-            // successor that slot to read as a request (garbage: the long crash-consistency run saw
-            // it answer a bogus "request id 1"). Pushing here shrinks that window from a whole
-            // completion pass (grant copies included) to the stores between these two lines; it
-            // cannot close it, since the slot and rsp_prod are two writes to guest memory.
-            PushResponses();
             s = default;
             _freeSlots[_freeSlotCount++] = index;
             _orderHead++;
