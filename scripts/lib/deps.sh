@@ -3,7 +3,9 @@
 #   libxengnttab1, libxenevtchn1: the real hypervisor libraries the Native layer loads.
 #   iproute2: network namespaces and tap devices for the network tests.
 #   mount: losetup, for block-device (loop) image tests.
-TEST_PACKAGES=(libxen-dev gcc gcc-multilib libxengnttab1 libxenevtchn1 iproute2 mount python3)
+#   fuse3, libfuse3-dev, pkg-config: the EIO tests build and mount a FUSE filesystem
+#   (tests/Backend.Block.Tests/c/faultfs.c); no device-mapper here for dm-error.
+TEST_PACKAGES=(libxen-dev gcc gcc-multilib libxengnttab1 libxenevtchn1 iproute2 mount python3 fuse3 libfuse3-dev pkg-config)
 
 missing_packages() {
   local p

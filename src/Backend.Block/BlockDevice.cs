@@ -173,7 +173,7 @@ public sealed class BlockDevice : IBackendDevice
             {
                 throw new FrontendConfigurationException(keys.Path + "event-channel", Format((int)keys.RemotePort), "cannot bind: " + e.Message);
             }
-            return new BlockQueue(index, domid, ring, abi, events, port, _grants, image, Statistics, _options, OnQueueFault, WithdrawFeature);
+            return new BlockQueue(index, domid, ring, abi, events, port, _grants, image, Statistics, _options, OnQueueFault, WithdrawFeature, OnIoError);
         }
         catch
         {
@@ -290,6 +290,9 @@ public sealed class BlockDevice : IBackendDevice
             }
         });
     }
+
+    /// <summary>The image failed I/O (already rate-limited by the queue): say so where the operator looks.</summary>
+    private void OnIoError(BlockQueue queue, string what) => _log?.Invoke($"{_device?.Path}: queue {queue.Index}: {what}");
 
     /// <summary>
     /// The filesystem refused an operation: tell the frontend now (blkback rewrites the feature key

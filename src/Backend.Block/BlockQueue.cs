@@ -27,6 +27,11 @@ public sealed class BlockQueue : IDisposable
     private const int SectorsPerPage = PageSize / 512;
     /// <summary>Linux errno: the filesystem has no such operation (fallocate modes, fsync on some FUSE).</summary>
     private const int EOpNotSupp = 95;
+    // Linux errnos meaning the file's storage is no longer there (a FUSE daemon or network
+    // filesystem gone, a device removed): every request will fail, so the report says so.
+    private const int ENxio = 6, ENoDev = 19, ENotConn = 107, EStale = 116;
+    /// <summary>Seconds between two reports of failing image I/O on one queue.</summary>
+    private const int IoErrorReportInterval = 5;
 
     private enum Stage : byte
     {
@@ -67,6 +72,9 @@ public sealed class BlockQueue : IDisposable
         public GrantPages Mapping;
         /// <summary>The data was grant-copied straight to or from the image mapping: the copy was the transfer.</summary>
         public bool ImageMapped;
+        /// <summary>Finished, its response waiting for every earlier request's (see _consumeOrder).</summary>
+        public bool Done;
+        public short Status;
     }
 
     private readonly ushort _domid;
@@ -85,6 +93,10 @@ public sealed class BlockQueue : IDisposable
     private TimeSpan _drainTimeout;
     private readonly Action<BlockQueue, string> _fatal;
     private readonly Action<string> _withdrawFeature;
+    private readonly Action<BlockQueue, string> _ioError;
+    /// <summary>When the last I/O error was reported (0: never), and how many failed since without a report.</summary>
+    private long _ioErrorReportedAt;
+    private long _ioErrorsUnreported;
     /// <summary>The disk's QoS (shared by its queues); null when unlimited.</summary>
     private readonly IoRateLimiter? _limiter;
     private long _throttledUntil;
@@ -96,6 +108,17 @@ public sealed class BlockQueue : IDisposable
     private readonly Thread _thread;
 
     private readonly Slot[] _slots;
+    /// <summary>
+    /// Slots in the order their requests were consumed; responses are written in this order only.
+    /// A worker restarted under a live guest resumes at the shared rsp_prod and serves every request
+    /// after it again. That is right only if the first (rsp_prod - start) responses answer exactly
+    /// the first (rsp_prod - start) requests: a response for a later request written out of order
+    /// overwrites an earlier, unanswered request in its slot (the union of blkif.h), and the restart
+    /// then lost that request and replayed the answered one from pages the guest had already reused
+    /// (the crash-consistency test saw acknowledged sectors overwritten with another write's data).
+    /// </summary>
+    private readonly int[] _consumeOrder;
+    private uint _orderHead, _orderTail;
     private readonly int[] _freeSlots;
     private int _freeSlotCount;
     private readonly BlkifRequestSegment[] _segments;
@@ -137,7 +160,7 @@ public sealed class BlockQueue : IDisposable
 
     internal BlockQueue(int index, ushort domid, SharedMemory ringMemory, BlkifAbi abi, IEventChannels events, uint port,
         IGrantMapper grants, BlockImage image, BlockStatistics stats, BlockBackendOptions options, Action<BlockQueue, string> fatal,
-        Action<string> withdrawFeature)
+        Action<string> withdrawFeature, Action<BlockQueue, string>? ioError = null)
     {
         Index = index;
         _domid = domid;
@@ -163,10 +186,12 @@ public sealed class BlockQueue : IDisposable
         _drainTimeout = options.DrainTimeout;
         _fatal = fatal;
         _withdrawFeature = withdrawFeature;
+        _ioError = ioError ?? ((_, _) => { });
         _limiter = options.RateLimiter;
 
         int slots = checked((int)_ring.Size);
         _slots = new Slot[slots];
+        _consumeOrder = new int[slots];
         _freeSlots = new int[slots];
         for (int i = 0; i < slots; i++) _freeSlots[i] = slots - 1 - i;
         _freeSlotCount = slots;
@@ -291,6 +316,12 @@ public sealed class BlockQueue : IDisposable
         {
             // Requests queued before we bound the port never raised an event.
             Service();
+            // A worker restarted under a live guest: its predecessor may have pushed responses and
+            // died before its notify went out, and a guest that waits for that event waits forever
+            // (the crash-consistency test hung so). One spurious event is harmless (blkfront just
+            // finds nothing new), so on a ring that has been used, always tell the frontend to look.
+            if (_ring.RspProdPvt != 0)
+                _events.Notify(_port);
             while (true)
             {
                 if (_stopping && _freeSlotCount == _slots.Length)
@@ -351,6 +382,10 @@ public sealed class BlockQueue : IDisposable
         while (true)
         {
             bool progress = ReapCompletions();
+            // Published before consuming more: a response written but not pushed overwrote its
+            // request in the ring, and a worker killed in that window leaves its successor a slot
+            // it cannot read as a request. Pushing at once keeps that window to this loop's reap.
+            PushResponses();
             progress |= ConsumeRequests();
             PushResponses();
             // An inline engine completes without a wakeup, so whatever it holds must be reaped now.
@@ -431,6 +466,7 @@ public sealed class BlockQueue : IDisposable
     {
         ref Slot s = ref _slots[index];
         s = default;
+        _consumeOrder[_orderTail++ % (uint)_consumeOrder.Length] = index;
         s.Id = request.Id;
         s.Operation = request.Operation == BlkifOp.Indirect ? request.IndirectOp : request.Operation;
         s.Start = Stopwatch.GetTimestamp();
@@ -933,6 +969,7 @@ public sealed class BlockQueue : IDisposable
         bool ok = s.Op == BlkifOp.Discard ? result >= 0 : result == s.NrSectors * 512;
         if (!ok)
         {
+            IoFailed(index, result);
             Finish(index, BlkifRsp.Error);
             return;
         }
@@ -963,7 +1000,10 @@ public sealed class BlockQueue : IDisposable
     private short FlushFailed(int result)
     {
         if (result != -EOpNotSupp)
+        {
+            IoFailed(-1, result);
             return BlkifRsp.Error;
+        }
         if (_image.RefuseFlush())
         {
             _withdrawFeature("feature-flush-cache");
@@ -972,13 +1012,54 @@ public sealed class BlockQueue : IDisposable
         return BlkifRsp.EOpNotSupp;
     }
 
+    /// <summary>
+    /// Counts a request the image failed and tells the operator, at most once per
+    /// <see cref="IoErrorReportInterval"/> with the number of failures in between: an image that
+    /// has gone away fails every request, and a guest retrying must not flood the log. Formatting
+    /// allocates, but only here, off the steady state.
+    /// </summary>
+    /// <param name="index">The request's slot, or -1 for a flush.</param>
+    private void IoFailed(int index, int result)
+    {
+        int errno = result < 0 ? -result : 0;
+        _stats.CountIoError(errno);
+        long now = Stopwatch.GetTimestamp();
+        if (_ioErrorReportedAt != 0 && now - _ioErrorReportedAt < IoErrorReportInterval * Stopwatch.Frequency)
+        {
+            _ioErrorsUnreported++;
+            return;
+        }
+        string what;
+        if (index < 0)
+        {
+            what = "flush";
+        }
+        else
+        {
+            ref Slot s = ref _slots[index];
+            string op = s.Op switch
+            {
+                BlkifOp.Read => "read",
+                BlkifOp.Discard => "discard",
+                _ => "write",
+            };
+            what = $"{op} of {s.NrSectors} sectors at sector {s.Sector}";
+        }
+        string why = errno == 0
+            ? $"short transfer ({result} bytes)"
+            : $"{new System.ComponentModel.Win32Exception(errno).Message} (errno {errno}){(errno is ENotConn or ENoDev or EStale or ENxio ? "; the image's storage is gone" : "")}";
+        string since = _ioErrorsUnreported > 0 ? $"; {_ioErrorsUnreported} more failed since the last report" : "";
+        _ioErrorsUnreported = 0;
+        _ioErrorReportedAt = now;
+        _ioError(this, $"image I/O failed, answered BLKIF_RSP_ERROR: {what}: {why}{since}");
+    }
+
     // ---------------------------------------------------------------- responses
 
-    /// <summary>Answers one request (written field by field into a zeroed slot: XSA-216) and frees what it held.</summary>
+    /// <summary>Ends one request and frees what it held; its response goes out in consumption order.</summary>
     private void Finish(int index, short status)
     {
         ref Slot s = ref _slots[index];
-        _ring.PutBlkifResponse(s.Id, s.Operation, status);
         if (status == BlkifRsp.Error) _stats.CountError();
         else if (status == BlkifRsp.EOpNotSupp) _stats.CountNotSupported();
         _stats.Latency.RecordSince(s.Start);
@@ -987,13 +1068,33 @@ public sealed class BlockQueue : IDisposable
             int baseIndex = index * _maxSegments;
             for (int i = 0; i < s.Pages; i++)
                 _freePages[_freePageCount++] = _slotPages[baseIndex + i];
+            s.Pages = 0;
         }
         if (s.Mapping.IsMapped)
             _grants.UnmapPages(s.Mapping);
+        s.Mapping = default;
         if (index == _barrierSlot)
             _barrierSlot = -1;
-        s = default;
-        _freeSlots[_freeSlotCount++] = index;
+        s.Status = status;
+        s.Done = true;
+        WriteResponsesInOrder();
+    }
+
+    /// <summary>Answers every finished request at the head of the consumption order (written field by field into a zeroed slot: XSA-216).</summary>
+    private void WriteResponsesInOrder()
+    {
+        uint length = (uint)_consumeOrder.Length;
+        while (_orderHead != _orderTail)
+        {
+            int index = _consumeOrder[_orderHead % length];
+            ref Slot s = ref _slots[index];
+            if (!s.Done)
+                return;
+            _ring.PutBlkifResponse(s.Id, s.Operation, s.Status);
+            s = default;
+            _freeSlots[_freeSlotCount++] = index;
+            _orderHead++;
+        }
     }
 
     private void PushResponses()

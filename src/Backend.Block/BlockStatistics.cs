@@ -8,7 +8,8 @@ namespace XenBackends.Backend.Block;
 /// </summary>
 public sealed class BlockStatistics
 {
-    private long _ooReq, _rdReq, _wrReq, _fReq, _dsReq, _rdSect, _wrSect, _errors, _eopnotsupp, _ringFaults;
+    private long _ooReq, _rdReq, _wrReq, _fReq, _dsReq, _rdSect, _wrSect, _errors, _eopnotsupp, _ringFaults, _ioErrors;
+    private int _lastIoErrno;
 
     /// <summary>Times a queue stopped taking requests because its buffers or slots were all in use.</summary>
     public long OutOfResourceRequests => Volatile.Read(ref _ooReq);
@@ -24,6 +25,10 @@ public sealed class BlockStatistics
     public long WriteSectors => Volatile.Read(ref _wrSect);
     /// <summary>Requests answered BLKIF_RSP_ERROR (bad requests and I/O errors).</summary>
     public long ErrorResponses => Volatile.Read(ref _errors);
+    /// <summary>Of those, requests the image failed (an I/O error or a short transfer), not the guest.</summary>
+    public long IoErrors => Volatile.Read(ref _ioErrors);
+    /// <summary>The errno of the latest failed I/O (0: none yet, or only short transfers).</summary>
+    public int LastIoErrno => Volatile.Read(ref _lastIoErrno);
     /// <summary>Requests answered BLKIF_RSP_EOPNOTSUPP.</summary>
     public long NotSupportedResponses => Volatile.Read(ref _eopnotsupp);
     /// <summary>Rings halted because the frontend published an impossible req_prod.</summary>
@@ -37,6 +42,11 @@ public sealed class BlockStatistics
     internal void CountFlush() => Interlocked.Increment(ref _fReq);
     internal void CountDiscard() => Interlocked.Increment(ref _dsReq);
     internal void CountError() => Interlocked.Increment(ref _errors);
+    internal void CountIoError(int errno)
+    {
+        Interlocked.Increment(ref _ioErrors);
+        if (errno != 0) Volatile.Write(ref _lastIoErrno, errno);
+    }
     internal void CountNotSupported() => Interlocked.Increment(ref _eopnotsupp);
     internal void CountRingFault() => Interlocked.Increment(ref _ringFaults);
 }

@@ -46,7 +46,7 @@ internal sealed class BlockHarness : IAsyncDisposable
     public static DevicePath Path => new(0, "vbd", GuestId, DevId);
 
     public static async Task<BlockHarness> CreateAsync(long imageBytes, BlockBackendOptions? options = null,
-        IReadOnlyDictionary<string, string?>? backendKeys = null, string? imagePath = null, int seed = 1)
+        IReadOnlyDictionary<string, string?>? backendKeys = null, string? imagePath = null, int seed = 1, Action<string>? log = null)
     {
         string directory = System.IO.Directory.CreateTempSubdirectory("blk-").FullName;
         imagePath ??= System.IO.Path.Combine(directory, "disk.img");
@@ -83,7 +83,7 @@ internal sealed class BlockHarness : IAsyncDisposable
         await store.WriteAsync(Path.ExpectedFrontend + "/backend", Path.Backend);
         await store.WriteAsync(Path.ExpectedFrontend + "/backend-id", "0");
         var device = await XenbusDevice.OpenAsync(router, Path);
-        var block = new BlockDevice(host.CreateGrantMapper(), () => host.OpenEventChannels(SimulatedXenHost.Dom0), options);
+        var block = new BlockDevice(host.CreateGrantMapper(), () => host.OpenEventChannels(SimulatedXenHost.Dom0), options, log);
         return new BlockHarness(directory, imagePath, host, guest, server, listener, store, router, device, block);
     }
 

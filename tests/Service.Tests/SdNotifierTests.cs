@@ -52,6 +52,20 @@ public sealed class SdNotifierTests
         Assert.False(gone.Notify("READY=1"));
     }
 
+    [Fact]
+    public async Task A_manager_that_stops_reading_drops_notifications_instead_of_blocking_the_sender()
+    {
+        string path = Path.Combine(Directory.CreateTempSubdirectory("xb-notify-").FullName, "notify");
+        using var manager = Listen(path);
+        using var notifier = new SdNotifier(path);
+        // Far more than net.unix.max_dgram_qlen (10 by default): a blocking send hangs at the 11th.
+        var sent = await Task.Run(() => Enumerable.Range(0, 1000).Select(i => notifier.Notify($"STATUS={i}")).ToList())
+            .WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.True(sent[0]);
+        Assert.Contains(false, sent);
+        Assert.Equal("STATUS=0", Receive(manager));
+    }
+
     [Theory]
     [InlineData("30000000", null, 100, 15_000)]
     [InlineData("30000000", "100", 100, 15_000)]

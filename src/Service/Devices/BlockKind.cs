@@ -43,6 +43,7 @@ internal static class BlockKind
             ["wr_sect"] = s.WriteSectors,
             ["oo_req"] = s.OutOfResourceRequests,
             ["errors"] = s.ErrorResponses,
+            ["io_errors"] = s.IoErrors,
             ["ring_faults"] = s.RingFaults,
         };
     }

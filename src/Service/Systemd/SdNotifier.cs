@@ -19,7 +19,12 @@ public sealed class SdNotifier : IDisposable
         // Abstract names are written "@name" in the variable and are "\0name" on the wire.
         string path = notifySocket[0] == '@' ? "\0" + notifySocket[1..] : notifySocket;
         _endPoint = new UnixDomainSocketEndPoint(path);
-        _socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        // Non-blocking: a unix datagram send blocks once the receiver holds net.unix.max_dgram_qlen
+        // unread messages (10 by default), and a manager that stopped reading would then freeze the
+        // caller, the supervisor's tick loop that restarts dead workers (the crash-consistency
+        // run's harness, which never reads, hung so after a few restarts). A full queue drops this
+        // notification instead.
+        _socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified) { Blocking = false };
     }
 
     public static SdNotifier FromEnvironment() => new(Environment.GetEnvironmentVariable("NOTIFY_SOCKET"));
