@@ -28,6 +28,7 @@ public sealed class NetDevice : IBackendDevice
     private int _tapGone;
     private long _tapLosses, _tapRecreations, _tapAttempts;
     private readonly CancellationTokenSource _life = new();
+    private int _disposed;
     private Task _tapRecovery = Task.CompletedTask;
     private TapOffloads _offloads = TapOffloads.None;
     private int _activeQueues;
@@ -539,6 +540,10 @@ public sealed class NetDevice : IBackendDevice
 
     public async ValueTask DisposeAsync()
     {
+        // Idempotent (IAsyncDisposable's contract): an owner may dispose the device early and its
+        // harness or host again at the end; the second call must not touch the disposed token source.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
         await _life.CancelAsync().ConfigureAwait(false);
         await _tapRecovery.ConfigureAwait(false);
         _life.Dispose();
