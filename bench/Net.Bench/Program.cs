@@ -59,6 +59,10 @@ try
         Row("guest RX", label, "tap", Repeat(() => Bench.Backend(tx: false, size, gso, lab, seconds)));
         Row("guest RX", label, "bare tap read loop", Repeat(() => lab.BareRead(size, gso, seconds)));
     }
+    // Two queues of one vif, each with its own thread, rings and flood frontend: the Mpps column is
+    // the sum over both queues. On 2 shared CPUs this shows contention, not scaling.
+    Row("guest TX", "64 B", "null sink, 2 queues (sum)", Repeat(() => Bench.Backend(tx: true, 64, false, null, seconds, queues: 2)));
+    Row("guest RX", "64 B", "null source, 2 queues (sum)", Repeat(() => Bench.Backend(tx: false, 64, false, null, seconds, queues: 2)));
     Console.WriteLine($"Net.Bench: {runs} runs x {seconds} s per row, 1 queue, medians, frontend {(spin ? "spin (busy-yield)" : "interrupt-driven (sleeps on its event channel)")}; machine: {Environment.ProcessorCount} CPUs (shared), load average {File.ReadAllText("/proc/loadavg")[..14]}");
     Console.WriteLine();
     foreach (string line in table)
@@ -93,63 +97,90 @@ internal static class Bench
     /// <summary>The flood frontend busy-yields instead of sleeping on its event channel (--frontend spin).</summary>
     public static bool SpinFrontend;
 
-    /// <summary>One timed run of the real NetQueue; the frontend floods, counters of the queue are the measure.</summary>
-    public static Sample Backend(bool tx, int size, bool gso, TapLab? lab, double seconds)
+    /// <summary>
+    /// One timed run of the real NetQueue (or of <paramref name="queues"/> of them on one vif, each
+    /// with its own rings, event channel, flood frontend and null device); the frontends flood,
+    /// the queues' own counters are the measure. More than one queue: null devices only.
+    /// </summary>
+    public static Sample Backend(bool tx, int size, bool gso, TapLab? lab, double seconds, int queues = 1)
     {
+        if (queues > 1 && lab is not null)
+            throw new ArgumentException("multi-queue rows use null devices", nameof(lab));
         using var host = new SimulatedXenHost();
         var dom = host.CreateDomain(Domid, 2048, 2048);
         byte[] frame = gso ? Frames.Tcp(size, tx ? Frames.ElsewhereMac : Frames.GuestMac, tx ? Frames.GuestMac : Frames.TapMac)
             : Frames.Udp(size, tx ? Frames.ElsewhereMac : Frames.GuestMac, tx ? Frames.GuestMac : Frames.TapMac);
-        using var front = new BenchFrontend(dom, frame, gso && tx, SpinFrontend);
         var grants = host.CreateGrantMapper(0);
-        var evtchn = host.OpenEventChannels(0);
-        uint port = evtchn.BindInterdomain(Domid, front.Port);
-        var txMemory = grants.Map(Domid, [front.TxRef], writable: true);
-        var rxMemory = grants.Map(Domid, [front.RxRef], writable: true);
-
-        using var sink = new NullSink();
-        CreditSource? source = null;
-        ITapQueue device;
-        if (lab is not null)
-            device = lab.Queue;
-        else if (tx)
-            device = sink;
-        else
-        {
-            var header = new VirtioNetHeader();
-            if (gso)
-                header = GsoHeader;
-            byte[] record = new byte[VirtioNetHeader.Size + frame.Length];
-            header.WriteTo(record);
-            frame.CopyTo(record, VirtioNetHeader.Size);
-            source = new CreditSource(record);
-            source.AddCredit(512);
-            device = source;
-        }
         var features = new NetFrontendFeatures { Sg = true, GsoTcpV4 = true, GsoTcpV6 = true, Ipv6CsumOffload = true, RxNotify = true };
         var vif = new VifShared(new MulticastFilter(false), null, null);
         string? fatal = null;
-        var queue = new NetQueue(0, Domid, grants, evtchn, port, port, txMemory, rxMemory, device, features, new NetQueueOptions(), vif, null, (_, m) => fatal = m);
-        vif.Queues = [queue];
-        queue.Start();
+        var fronts = new BenchFrontend[queues];
+        var devices = new List<IDisposable>();
+        var netQueues = new NetQueue[queues];
+        var threads = new Thread[queues];
         var stop = new StopFlag();
-        var frontend = new Thread(() =>
-        {
-            if (tx) front.FloodTx(ref stop.Value);
-            else front.FloodRx(ref stop.Value, source is null ? null : source.AddCredit);
-        }) { IsBackground = true, Name = "bench frontend" };
-        frontend.Start();
-        Generator? generator = !tx && lab is not null ? lab.StartGenerator(size, gso) : null;
+        Generator? generator = null;
         try
         {
+            for (int q = 0; q < queues; q++)
+            {
+                var front = fronts[q] = new BenchFrontend(dom, frame, gso && tx, SpinFrontend);
+                var evtchn = host.OpenEventChannels(0);
+                uint port = evtchn.BindInterdomain(Domid, front.Port);
+                var txMemory = grants.Map(Domid, [front.TxRef], writable: true);
+                var rxMemory = grants.Map(Domid, [front.RxRef], writable: true);
+                CreditSource? source = null;
+                ITapQueue device;
+                if (lab is not null)
+                    device = lab.Queue;
+                else if (tx)
+                {
+                    var sink = new NullSink();
+                    devices.Add(sink);
+                    device = sink;
+                }
+                else
+                {
+                    var header = gso ? GsoHeader : new VirtioNetHeader();
+                    byte[] record = new byte[VirtioNetHeader.Size + frame.Length];
+                    header.WriteTo(record);
+                    frame.CopyTo(record, VirtioNetHeader.Size);
+                    source = new CreditSource(record);
+                    source.AddCredit(512);
+                    devices.Add(source);
+                    device = source;
+                }
+                netQueues[q] = new NetQueue(q, Domid, grants, evtchn, port, port, txMemory, rxMemory, device, features, new NetQueueOptions(), vif, null, (_, m) => fatal = m);
+                threads[q] = new Thread(() =>
+                {
+                    if (tx) front.FloodTx(ref stop.Value);
+                    else front.FloodRx(ref stop.Value, source is null ? null : source.AddCredit);
+                }) { IsBackground = true, Name = $"bench front q{q}" };
+            }
+            vif.Queues = netQueues;
+            foreach (var queue in netQueues)
+                queue.Start();
+            foreach (var thread in threads)
+                thread.Start();
+            generator = !tx && lab is not null ? lab.StartGenerator(size, gso) : null;
             Thread.Sleep(300); // warm-up: JIT tiers, ring in steady state
             if (fatal is not null)
                 throw new InvalidOperationException("the queue went fatal: " + fatal);
-            int tid = Os.FindThread($"netback d{Domid} q0");
-            int frontendTid = Os.FindThread("bench frontend");
-            var sample = Measure(() => tx ? queue.Counters.TxPackets : queue.Counters.RxPackets, tid, size, seconds, frontendTid);
+            int[] tids = [.. Enumerable.Range(0, queues).Select(q => Os.FindThread($"netback d{Domid} q{q}"))];
+            int[] frontendTids = [.. Enumerable.Range(0, queues).Select(q => Os.FindThread($"bench front q{q}"))];
+            long Packets()
+            {
+                long sum = 0; // a plain loop: the counter reads fall inside the allocation window
+                foreach (var queue in netQueues)
+                    sum += tx ? queue.Counters.TxPackets : queue.Counters.RxPackets;
+                return sum;
+            }
+            var sample = Measure(Packets, tids, size, seconds, frontendTids);
             if (Environment.GetEnvironmentVariable("NETBENCH_DEBUG") is not null)
-                Console.Error.WriteLine(queue.Counters.Snapshot());
+            {
+                foreach (var queue in netQueues)
+                    Console.Error.WriteLine(queue.Counters.Snapshot());
+            }
             if (fatal is not null)
                 throw new InvalidOperationException("the queue went fatal: " + fatal);
             return sample;
@@ -158,18 +189,29 @@ internal static class Bench
         {
             generator?.Dispose();
             stop.Value = true;
-            frontend.Join();
-            queue.Dispose();
-            source?.Dispose();
+            foreach (var thread in threads)
+            {
+                if (thread?.IsAlive == true)
+                    thread.Join();
+            }
+            foreach (var queue in netQueues)
+                queue?.Dispose();
+            foreach (var device in devices)
+                device.Dispose();
+            foreach (var front in fronts)
+                front?.Dispose();
             grants.Dispose();
         }
     }
 
     /// <summary>Counts, allocations and CPU over one window; the reads at the edges allocate outside the allocation window.</summary>
-    public static Sample Measure(Func<long> packets, int tid, int size, double seconds, int frontendTid = 0)
+    public static Sample Measure(Func<long> packets, int tid, int size, double seconds) => Measure(packets, tid > 0 ? [tid] : [], size, seconds, []);
+
+    /// <summary>As above; CPU of several backend (and frontend) threads is summed per packet.</summary>
+    public static Sample Measure(Func<long> packets, int[] tids, int size, double seconds, int[] frontendTids)
     {
-        long cpu0 = tid > 0 ? Os.ThreadCpuNanoseconds(tid) : 0;
-        long front0 = frontendTid > 0 ? Os.ThreadCpuNanoseconds(frontendTid) : 0;
+        long cpu0 = CpuOf(tids);
+        long front0 = CpuOf(frontendTids);
         long proc0 = Os.ProcessCpuNanoseconds();
         long alloc0 = GC.GetTotalAllocatedBytes(precise: true);
         long p0 = packets();
@@ -179,12 +221,20 @@ internal static class Bench
         long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
         long alloc1 = GC.GetTotalAllocatedBytes(precise: true);
         long proc1 = Os.ProcessCpuNanoseconds();
-        long cpu1 = tid > 0 ? Os.ThreadCpuNanoseconds(tid) : 0;
-        long front1 = frontendTid > 0 ? Os.ThreadCpuNanoseconds(frontendTid) : 0;
+        long cpu1 = CpuOf(tids);
+        long front1 = CpuOf(frontendTids);
         double elapsed = (t1 - t0) / (double)System.Diagnostics.Stopwatch.Frequency;
         long n = Math.Max(1, p1 - p0);
-        return new Sample((p1 - p0) / elapsed, size, tid > 0 ? (cpu1 - cpu0) / 1000.0 / n : double.NaN,
-            frontendTid > 0 ? (front1 - front0) / 1000.0 / n : double.NaN, (proc1 - proc0) / 1000.0 / n, (alloc1 - alloc0) / (double)n);
+        return new Sample((p1 - p0) / elapsed, size, tids.Length > 0 ? (cpu1 - cpu0) / 1000.0 / n : double.NaN,
+            frontendTids.Length > 0 ? (front1 - front0) / 1000.0 / n : double.NaN, (proc1 - proc0) / 1000.0 / n, (alloc1 - alloc0) / (double)n);
+    }
+
+    private static long CpuOf(int[] tids)
+    {
+        long sum = 0;
+        foreach (int tid in tids)
+            sum += Os.ThreadCpuNanoseconds(tid);
+        return sum;
     }
 }
 
