@@ -18,10 +18,11 @@ internal sealed class GuestView(GuestMemory memory, uint frame) : SharedMemory(m
 /// A flood frontend on the simulated host, allocation-free in its loops so the allocation count of
 /// a run is the backend's: it keeps the tx ring full of one prepared frame (the same granted pages
 /// every time) and keeps the rx ring full of posted buffers, recycling each as soon as it is answered.
-/// By default it behaves like Linux netfront's NAPI loop: when a pass finds nothing to do it sets
-/// rsp_event (RING_FINAL_CHECK_FOR_RESPONSES) and sleeps on its event channel until the backend
-/// notifies, so the simulated guest does not burn the CPUs the backend and the tap share (a real
-/// guest runs on its own vCPU). <c>spin</c> keeps the older busy loop (Thread.Yield) for comparison.
+/// Two ways to wait when a pass finds nothing to do: interrupt-driven, like Linux netfront's NAPI
+/// loop (set rsp_event with RING_FINAL_CHECK_FOR_RESPONSES, sleep on the event channel until the
+/// backend notifies), or spin (Thread.Yield and look again). A real guest runs on its own vCPU;
+/// here it shares the 2 CPUs with the backend and the tap, so the bench uses whichever takes less
+/// of them per packet (Program.cs, --frontend) and reports the frontend's CPU per packet.
 /// </summary>
 internal sealed class BenchFrontend : IDisposable
 {

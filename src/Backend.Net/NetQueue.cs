@@ -302,7 +302,7 @@ internal sealed class NetQueue : IDisposable
             record.CopyTo(space);
             _inbox.Commit(offset, record.Length, arrival);
             signal = !_inboxSignalled;
-            _inboxSignalled = true;
+            Volatile.Write(ref _inboxSignalled, true);
         }
         if (signal)
             _wake.Signal();
@@ -313,6 +313,11 @@ internal sealed class NetQueue : IDisposable
     // another queue's fd than the guest's hash mapping wants).
     private void DrainInbox()
     {
+        // A non-empty inbox always has _inboxSignalled set (both change under the lock), and a
+        // handoff that this unlocked read misses has rung _wake, so the next pass drains it: every
+        // pass without steering skips the lock.
+        if (!Volatile.Read(ref _inboxSignalled))
+            return;
         lock (_inboxLock)
         {
             _inboxSignalled = false;
