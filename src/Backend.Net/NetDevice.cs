@@ -134,6 +134,12 @@ public sealed class NetDevice : IBackendDevice
         GuestMac = await ReadMacAsync(device, cancellationToken).ConfigureAwait(false);
         Rate = EffectiveRate(await device.ReadBackendAsync("rate", cancellationToken).ConfigureAwait(false));
 
+        // Only a running queue thread notices a deletion (EBADFD, EPOLLERR), and none runs before the
+        // first connect or between connections, exactly when vif-bridge and administrators act on the
+        // tap. Its fds are then bound to nothing: TUNSETQUEUE would answer EINVAL and TUNSETOFFLOAD
+        // EBADFD (tun_set_queue, __tun_chr_ioctl in drivers/net/tun.c), so ask before using them.
+        if (Volatile.Read(ref _tapGone) == 0 && tap.IsGone)
+            MarkTapGone("found at connect");
         // A guest (re)connecting while the tap is deleted gets it back now, not at the next retry.
         if (Volatile.Read(ref _tapGone) != 0)
         {
@@ -141,13 +147,25 @@ public sealed class NetDevice : IBackendDevice
             if (_options.TapRecreated is { } replumb)
                 await replumb(tap.Name, cancellationToken).ConfigureAwait(false);
         }
+        bool goneSinceCheck = false;
         lock (_lock)
         {
             _activeQueues = config.Queues.Count;
             _offloads = OffloadsFor(config.Features);
-            tap.SetActiveQueues(_activeQueues);
-            tap.SetOffloads(_offloads);
+            try
+            {
+                tap.SetActiveQueues(_activeQueues);
+                tap.SetOffloads(_offloads);
+            }
+            catch (LinuxCallException) when (tap.IsGone)
+            {
+                goneSinceCheck = true;
+            }
         }
+        // Deleted since the check: the same fault as under a connected vif, so the same recovery,
+        // which sets the active queues and offloads recorded above on the new tap.
+        if (goneSinceCheck)
+            OnTapGone(-1);
         var domid = checked((ushort)device.FrontendId);
         var queues = new List<NetQueue>();
         CtrlRing? ctrl = null;
@@ -377,18 +395,26 @@ public sealed class NetDevice : IBackendDevice
         });
     }
 
-    // From a queue thread: the tap answered EBADFD. Report once, then try to bring it back.
+    // From a queue thread (or connect, queue -1): the tap answered EBADFD. Report once, then try to bring it back.
     private void OnTapGone(int queue)
     {
-        if (Interlocked.CompareExchange(ref _tapGone, 1, 0) != 0)
+        if (!MarkTapGone(queue < 0 ? "found at connect" : $"queue {queue}: EBADFD"))
             return;
-        Interlocked.Increment(ref _tapLosses);
-        string name = _tap?.Name ?? "?";
-        _options.Log?.Invoke($"vif {_device?.Path}: tap {name} was deleted under the backend (queue {queue}: EBADFD); guest frames are dropped until it is re-created");
         // Chained, not replaced: a second deletion during the re-plumbing of the first still gets a recovery.
         lock (_lock)
             _tapRecovery = _tapRecovery.ContinueWith(_ => RecoverTapAsync(_life.Token), CancellationToken.None,
                 TaskContinuationOptions.None, TaskScheduler.Default).Unwrap();
+    }
+
+    /// <summary>Records the loss once (false when it was already known) and logs how it was found.</summary>
+    private bool MarkTapGone(string how)
+    {
+        if (Interlocked.CompareExchange(ref _tapGone, 1, 0) != 0)
+            return false;
+        Interlocked.Increment(ref _tapLosses);
+        string name = _tap?.Name ?? "?";
+        _options.Log?.Invoke($"vif {_device?.Path}: tap {name} was deleted under the backend ({how}); guest frames are dropped until it is re-created");
+        return true;
     }
 
     private async Task RecoverTapAsync(CancellationToken cancellationToken)
@@ -540,8 +566,7 @@ public sealed class NetDevice : IBackendDevice
 
     public async ValueTask DisposeAsync()
     {
-        // Idempotent (IAsyncDisposable's contract): an owner may dispose the device early and its
-        // harness or host again at the end; the second call must not touch the disposed token source.
+        // Owners (the xenbus lifecycle, a test harness) may both dispose the device.
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
         await _life.CancelAsync().ConfigureAwait(false);

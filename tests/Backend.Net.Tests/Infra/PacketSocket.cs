@@ -24,6 +24,11 @@ internal sealed unsafe class PacketSocket : IDisposable
         if (fd < 0)
             throw new InvalidOperationException($"socket(AF_PACKET) errno {LibC.errno}");
         int index = IfIndex(fd, ifname);
+        // A test counts every frame; the default receive buffer (~200 KiB) overflowed while the reading
+        // thread was starved on a loaded machine and frames the backend did send went missing.
+        int bytes = 32 << 20;
+        if (LibC.setsockopt(fd, LibC.SOL_SOCKET, LibC.SO_RCVBUFFORCE, &bytes, sizeof(int)) != 0)
+            throw new InvalidOperationException($"setsockopt(SO_RCVBUFFORCE) errno {LibC.errno}");
         var sll = new sockaddr_ll { sll_family = (ushort)LibC.AF_PACKET, sll_protocol = BinaryPrimitives.ReverseEndianness(EthPAll), sll_ifindex = index };
         if (LibC.bind(fd, (sockaddr*)&sll, (uint)sizeof(sockaddr_ll)) != 0)
             throw new InvalidOperationException($"bind(AF_PACKET) errno {LibC.errno}");
