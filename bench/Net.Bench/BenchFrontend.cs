@@ -1,4 +1,5 @@
 using XenBackends.Native;
+using XenBackends.Native.Tap;
 using XenBackends.Rings;
 using XenBackends.Rings.Netif;
 using XenBackends.SimulatedHost;
@@ -17,18 +18,26 @@ internal sealed class GuestView(GuestMemory memory, uint frame) : SharedMemory(m
 /// A flood frontend on the simulated host, allocation-free in its loops so the allocation count of
 /// a run is the backend's: it keeps the tx ring full of one prepared frame (the same granted pages
 /// every time) and keeps the rx ring full of posted buffers, recycling each as soon as it is answered.
+/// Two ways to wait when a pass finds nothing to do: interrupt-driven, like Linux netfront's NAPI
+/// loop (set rsp_event with RING_FINAL_CHECK_FOR_RESPONSES, sleep on the event channel until the
+/// backend notifies), or spin (Thread.Yield and look again). A real guest runs on its own vCPU;
+/// here it shares the 2 CPUs with the backend and the tap, so the bench uses whichever takes less
+/// of them per packet (Program.cs, --frontend) and reports the frontend's CPU per packet.
 /// </summary>
-internal sealed class BenchFrontend
+internal sealed class BenchFrontend : IDisposable
 {
     private readonly SimulatedDomain _dom;
     private readonly uint[] _frameRefs;
     private readonly int _frameLength;
     private readonly bool _gso;
     private readonly uint[] _rxRefs;
+    private readonly bool _spin;
+    private readonly QueuePoll _poll = new();
     private ushort _nextId;
 
-    public BenchFrontend(SimulatedDomain dom, byte[] frame, bool gso)
+    public BenchFrontend(SimulatedDomain dom, byte[] frame, bool gso, bool spin)
     {
+        _spin = spin;
         _dom = dom;
         _frameLength = frame.Length;
         _gso = gso;
@@ -38,6 +47,7 @@ internal sealed class BenchFrontend
         Tx = FrontRing.Initialize(new GuestView(dom.Memory, txFrame), NetifRings.Tx);
         Rx = FrontRing.Initialize(new GuestView(dom.Memory, rxFrame), NetifRings.Rx);
         Port = dom.EventChannels.BindUnboundPort(0);
+        _poll.Add(dom.EventChannels.PollFd, 0);
         _frameRefs = new uint[(frame.Length + 4095) / 4096];
         for (int i = 0; i < _frameRefs.Length; i++)
         {
@@ -50,6 +60,9 @@ internal sealed class BenchFrontend
             _rxRefs[i] = dom.Grants.GrantAccess(0, dom.Memory.AllocatePage(), readOnly: false);
     }
 
+    /// <summary>The grant refs of the prepared frame's pages.</summary>
+    public uint[] FrameRefs => _frameRefs;
+
     public FrontRing Tx { get; }
     public FrontRing Rx { get; }
     public uint TxRef { get; }
@@ -57,6 +70,25 @@ internal sealed class BenchFrontend
     public uint Port { get; }
 
     private int SlotsPerFrame => _frameRefs.Length + (_gso ? 1 : 0);
+
+    /// <summary>Allocation-free wait for nothing-to-do: spin (yield) or interrupt (rsp_event + event channel).</summary>
+    private void Idle(FrontRing ring)
+    {
+        if (_spin)
+        {
+            Thread.Yield(); // two shared cores: let the backend thread run
+            return;
+        }
+        // Responses that raced with setting rsp_event are served at once; otherwise the backend's
+        // push sees rsp_event and kicks us. The timeout only bounds how late a stop is noticed.
+        if (ring.FinalCheckForResponses() != RingPoll.Idle)
+            return;
+        _poll.Wait(20);
+        while (_dom.EventChannels.TryGetPending(out uint port))
+            _dom.EventChannels.Unmask(port);
+    }
+
+    public void Dispose() => _poll.Dispose();
 
     /// <summary>Keeps the tx ring full until <paramref name="stop"/> is set.</summary>
     public void FloodTx(ref bool stop)
@@ -74,7 +106,7 @@ internal sealed class BenchFrontend
             if (Tx.PushRequestsAndCheckNotify())
                 _dom.EventChannels.Notify(Port);
             if (!progress)
-                Thread.Yield(); // two shared cores: let the backend thread run
+                Idle(Tx);
         }
     }
 
@@ -126,7 +158,7 @@ internal sealed class BenchFrontend
             if (frames > 0)
                 credit?.Invoke(frames);
             else
-                Thread.Yield();
+                Idle(Rx);
         }
     }
 

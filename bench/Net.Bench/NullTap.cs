@@ -59,7 +59,8 @@ internal sealed class CreditSource : ITapQueue, IDisposable
                 return TapIoStatus.WouldBlock;
         }
         Interlocked.Decrement(ref _credit);
-        _record.CopyTo(buffer);
+        // tun's contract: copy what fits, consume the frame, report its full length.
+        _record.AsSpan(0, Math.Min(_record.Length, buffer.Length)).CopyTo(buffer);
         length = _record.Length;
         return TapIoStatus.Ok;
     }

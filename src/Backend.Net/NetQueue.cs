@@ -85,7 +85,10 @@ internal sealed class NetQueue : IDisposable
 
     // Guest RX state.
     private readonly RxFrameQueue _rxQueue;
-    private readonly byte[] _rxScratch = GC.AllocateArray<byte>(MaxRxRecord, pinned: true);
+    // Frames we drop are read into this and truncated by tun (it copies what fits, consumes the
+    // whole frame and reports its full length), so a dropped 64 KiB frame costs no 64 KiB copy.
+    // Room for the virtio_net_hdr is required: tun refuses a read smaller than it (EINVAL).
+    private readonly byte[] _dropScratch = new byte[64];
     private readonly RxSlot[] _rxSlots;
     private readonly GrantCopySegment[] _rxSegments = new GrantCopySegment[RxCopyBatch];
     private readonly int[] _rxSegmentSlot = new int[RxCopyBatch];
@@ -299,7 +302,7 @@ internal sealed class NetQueue : IDisposable
             record.CopyTo(space);
             _inbox.Commit(offset, record.Length, arrival);
             signal = !_inboxSignalled;
-            _inboxSignalled = true;
+            Volatile.Write(ref _inboxSignalled, true);
         }
         if (signal)
             _wake.Signal();
@@ -310,6 +313,11 @@ internal sealed class NetQueue : IDisposable
     // another queue's fd than the guest's hash mapping wants).
     private void DrainInbox()
     {
+        // A non-empty inbox always has _inboxSignalled set (both change under the lock), and a
+        // handoff that this unlocked read misses has rung _wake, so the next pass drains it: every
+        // pass without steering skips the lock.
+        if (!Volatile.Read(ref _inboxSignalled))
+            return;
         lock (_inboxLock)
         {
             _inboxSignalled = false;
@@ -361,7 +369,7 @@ internal sealed class NetQueue : IDisposable
     {
         for (int i = 0; i < MaxRxFramesPerPass && !_tapGone; i++)
         {
-            TapIoStatus status = _tap.Read(_rxScratch, out _);
+            TapIoStatus status = _tap.Read(_dropScratch, out _);
             if (status == TapIoStatus.Gone)
                 TapGone();
             if (status != TapIoStatus.Ok)
@@ -747,11 +755,31 @@ internal sealed class NetQueue : IDisposable
     private void ServiceRx()
     {
         DrainInbox();
-        ReadFromTap();
-        DeliverToGuest();
+        // Read and deliver in turns within one budget of tap reads: a full rx queue is first
+        // emptied into whatever buffers the guest has posted, and frames are dropped only when the
+        // guest has taken nothing (it is not keeping up). Reading the whole budget before delivering
+        // dropped frames the guest had room for: with 64 KiB frames the 512 KiB queue holds 7 of them.
+        int budget = MaxRxFramesPerPass;
+        while (true)
+        {
+            bool full = ReadFromTap(ref budget, mayDrop: false);
+            bool delivered = DeliverToGuest();
+            if (!full || budget == 0 || _tapGone || _fatal)
+                return;
+            if (!delivered)
+            {
+                // The tap is not backed up into the host stack: what the guest cannot take is dropped.
+                ReadFromTap(ref budget, mayDrop: true);
+                return;
+            }
+        }
     }
 
-    private void ReadFromTap()
+    /// <summary>
+    /// Reads tap frames into the rx queue while <paramref name="budget"/> lasts. True when it stopped
+    /// because the queue was full and dropping was not allowed (the caller delivers, then reads on).
+    /// </summary>
+    private bool ReadFromTap(ref int budget, bool mayDrop)
     {
         long now = Environment.TickCount64;
         NetQueue[] queues = _vif.Queues;
@@ -759,20 +787,20 @@ internal sealed class NetQueue : IDisposable
         // the kernel spread frames over our tap fds by its own hash, so some must change queue.
         RxHashSettings hash = _vif.Hash;
         bool steer = queues.Length > 1 && hash.Algorithm != NetifCtrlHashAlgorithm.None;
-        for (int i = 0; i < MaxRxFramesPerPass && !_tapGone; i++)
+        for (; budget > 0 && !_tapGone; budget--)
         {
             if (!_rxStalled && _rxQueue.TryReserve(out Span<byte> space, out int offset))
             {
                 TapIoStatus status = _tap.Read(space, out int length);
                 if (status == TapIoStatus.WouldBlock)
-                    return;
+                    return false;
                 if (status != TapIoStatus.Ok)
                 {
                     if (status == TapIoStatus.Gone)
                         TapGone();
                     else
                         Counters.RxErrors++;
-                    return;
+                    return false;
                 }
                 if (length < HeaderLength + PacketHeaders.EthernetHeaderLength || !WantedByGuest(space[HeaderLength..length]))
                 {
@@ -794,15 +822,18 @@ internal sealed class NetQueue : IDisposable
             }
             else
             {
+                if (!_rxStalled && !mayDrop)
+                    return true;
                 // Queue full or guest stalled: drop (and count) instead of letting the tap back up.
-                TapIoStatus status = _tap.Read(_rxScratch, out _);
+                TapIoStatus status = _tap.Read(_dropScratch, out _);
                 if (status == TapIoStatus.Gone)
                     TapGone();
                 if (status != TapIoStatus.Ok)
-                    return;
+                    return false;
                 Counters.RxDrops++;
             }
         }
+        return false;
     }
 
     private bool WantedByGuest(ReadOnlySpan<byte> frame)
@@ -821,13 +852,14 @@ internal sealed class NetQueue : IDisposable
         return (int)Math.Clamp(due, 0, int.MaxValue);
     }
 
-    private void DeliverToGuest()
+    /// <summary>Moves queued frames into posted rx buffers; true when at least one frame was delivered.</summary>
+    private bool DeliverToGuest()
     {
         RingPoll poll = _rx.PollRequests(out uint available);
         if (poll == RingPoll.Faulted)
         {
             Fatal("Impossible number of rx requests (req_prod - rsp_prod > ring size)");
-            return;
+            return false;
         }
         if (_rxStalled && available >= _maxSlotsPerFrame)
             _rxStalled = false;
@@ -890,7 +922,7 @@ internal sealed class NetQueue : IDisposable
                 if (_rx.TryConsumeRequest(out NetifRxRequest req) != RingRead.Item)
                 {
                     Fatal("rx ring request vanished while consuming");
-                    return;
+                    return false;
                 }
                 int chunk = Math.Min(PageSize, frame.Length - pos);
                 int slot = _rxSlotCount++;
@@ -910,10 +942,10 @@ internal sealed class NetQueue : IDisposable
                     {
                         gso.Flags = hashExtra.Type != 0 ? NetifExtraFlags.More : (byte)0;
                         if (!PutRxExtra(gso))
-                            return;
+                            return false;
                     }
                     if (hashExtra.Type != 0 && !PutRxExtra(hashExtra))
-                        return;
+                        return false;
                 }
             }
             available -= (uint)needed;
@@ -930,6 +962,7 @@ internal sealed class NetQueue : IDisposable
             // Ask for a kick when the guest posts buffers (req_event = req_cons + 1).
             _rx.FinalCheckForRequests();
         }
+        return delivered;
     }
 
     private bool PutRxExtra(in NetifExtraInfo extra)

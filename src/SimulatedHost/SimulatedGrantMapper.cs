@@ -196,8 +196,30 @@ public sealed class SimulatedGrantMapper : IGrantMapper
     public void Copy(Span<GrantCopySegment> segments)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        // Xen's gnttab_copy keeps the domain of the previous op locked while the next op names the
+        // same one (gnttab_copy_lock_domains only re-looks-up on a domid change); a batch for one
+        // guest therefore looks its domain up once, not per segment. A domain destroyed during the
+        // call stays usable until it returns, as an RCU-locked domain does in Xen.
+        var cache = new DomainCache(_domains);
         for (int i = 0; i < segments.Length; i++)
-            segments[i].Status = CopyOne(ref segments[i]);
+            segments[i].Status = CopyOne(ref segments[i], ref cache, BackendDomid);
+    }
+
+    /// <summary>The last domain looked up in one <see cref="Copy"/> call.</summary>
+    private struct DomainCache(IForeignDomains domains)
+    {
+        private ForeignDomain? _domain;
+        private int _domid = -1;
+
+        public ForeignDomain? Find(ushort domid)
+        {
+            if (domid != _domid)
+            {
+                _domain = domains.Find(domid);
+                _domid = domid;
+            }
+            return _domain;
+        }
     }
 
     public void Dispose()
@@ -206,7 +228,7 @@ public sealed class SimulatedGrantMapper : IGrantMapper
         _owner?.Dispose();
     }
 
-    private short CopyOne(ref GrantCopySegment s)
+    private static short CopyOne(ref GrantCopySegment s, ref DomainCache domains, ushort backendDomid)
     {
         const ushort known = GrantCopyFlags.SourceGref | GrantCopyFlags.DestGref;
         bool sourceGref = (s.Flags & GrantCopyFlags.SourceGref) != 0;
@@ -219,15 +241,15 @@ public sealed class SimulatedGrantMapper : IGrantMapper
             return GrantStatus.BadVirtAddr;
 
         ForeignDomain? sourceDomain = null, destDomain = null;
-        if (sourceGref && (sourceDomain = _domains.Find(s.SourceDomid)) is null)
+        if (sourceGref && (sourceDomain = domains.Find(s.SourceDomid)) is null)
             return GrantStatus.BadDomain;
-        if (destGref && (destDomain = _domains.Find(s.DestDomid)) is null)
+        if (destGref && (destDomain = domains.Find(s.DestDomid)) is null)
             return GrantStatus.BadDomain;
 
         uint sourceFrame = 0, destFrame = 0;
         if (sourceDomain is not null)
         {
-            short status = sourceDomain.Grants.Pin(s.SourceRef, BackendDomid, writable: false, sourceDomain.Memory.PageCount, out sourceFrame);
+            short status = sourceDomain.Grants.Pin(s.SourceRef, backendDomid, writable: false, sourceDomain.Memory.PageCount, out sourceFrame);
             if (status != GrantStatus.Okay)
                 return status;
         }
@@ -235,7 +257,7 @@ public sealed class SimulatedGrantMapper : IGrantMapper
         {
             if (destDomain is not null)
             {
-                short status = destDomain.Grants.Pin(s.DestRef, BackendDomid, writable: true, destDomain.Memory.PageCount, out destFrame);
+                short status = destDomain.Grants.Pin(s.DestRef, backendDomid, writable: true, destDomain.Memory.PageCount, out destFrame);
                 if (status != GrantStatus.Okay)
                     return status;
             }

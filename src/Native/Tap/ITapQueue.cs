@@ -10,6 +10,11 @@ public interface ITapQueue
     /// <summary>Polls readable when a frame may be ready to <see cref="Read"/>.</summary>
     int PollFd { get; }
 
+    /// <summary>
+    /// Reads one frame. As tun does, a frame longer than <paramref name="buffer"/> is truncated: what
+    /// fits is copied, the frame is consumed and <paramref name="length"/> is its full length (the
+    /// data path drops frames by reading them into a small buffer).
+    /// </summary>
     TapIoStatus Read(Span<byte> buffer, out int length);
 
     TapIoStatus Write(ReadOnlySpan<byte> frame);
