@@ -226,7 +226,8 @@ public class NetTapFaultTests
         await AssertBridgeCarriesAsync(f, raw, bridge, 0);
 
         f.Ns.Ip("link", "del", bridge);
-        await Bounded.UntilAsync(() => device.TapMaster == 0, Bound, "the device noticing the bridge is gone");
+        // TapMaster is published before the loss is counted (both on the watch's thread): wait for the count.
+        await Bounded.UntilAsync(() => device.TapMaster == 0 && device.BridgeLosses >= 1, Bound, "the device noticing the bridge is gone");
         Assert.Equal(1, device.BridgeLosses);
         await Bounded.UntilAsync(async () => (await f.ErrorNodeAsync(f.AttackerNic))?.Contains("no longer a port of its bridge", StringComparison.Ordinal) == true,
             Bound, "the error node naming the fault");
