@@ -7,7 +7,12 @@
 # instance no worker, no tap, no gntdev mapping, no backend/error/domain/libxl node left; the
 # network pause is measured from dom0's ping timestamps. At the end fio must have had 0 errors
 # and 0 verify failures in every run, and no worker may have died.
+#
+# lab-xen line below: `xl migrate` is always live, and a PV guest's live migration needs log-dirty
+# mode, i.e. shadow paging, which Debian's Xen build leaves out (host/build-xen-shadow.sh).
+# lab-xen: shadow
 . /lab/ours.sh
+lab_result dom0.xen "$(xl info | awk '$1 == "xen_version" {print $3}')"
 : "${LAB_SAVES:=1}" "${LAB_MIGRATIONS:=3}"
 out=
 name=mig
