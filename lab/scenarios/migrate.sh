@@ -33,7 +33,7 @@ if ! timeout 180 xl create "$cfg" > /run/lab/mig.create.log 2>&1; then
   lab_note "xl create: a hotplug script timed out in libxl (host load); retrying once"
   lab_result dom0.create_retried "$(grep -m1 async_exec_timeout /run/lab/mig.create.log | sed 's/.*killing execution of //')"
   lab_destroy_guest "$name"
-  lab_wait_for 120 "the failed guest's backend directories to go" sh -c "! xenstore-ls /local/domain/0/backend/vbd /local/domain/0/backend/vif 2>/dev/null | grep -q ." || exit 1
+  lab_wait_for 120 "the failed guest's backend directories to go" sh -c "[ -z \"\$(xenstore-list /local/domain/0/backend/vbd 2>/dev/null)\$(xenstore-list /local/domain/0/backend/vif 2>/dev/null)\" ]" || exit 1
   lab_create_guest "$cfg"
 fi
 domid=$(lab_domid "$name")
