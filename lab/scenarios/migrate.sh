@@ -1,7 +1,7 @@
 # Scenario: a guest on our backends is moved while it works. The guest (migrate.guest.sh) runs
 # fio --verify on its disk and iperf3 to dom0 back to back; dom0 pings it every 0.2 s. Then:
 #   1. `xl save` + `xl restore` (LAB_SAVES, default 1),
-#   2. `xl migrate` to this same host (LAB_MIGRATIONS, default 3): xl's -s "" makes the "host"
+#   2. `xl migrate` to this same host (LAB_MIGRATIONS, default 2): xl's -s "" makes the "host"
 #      argument the whole receive command, so `xl migrate-receive` runs here instead of over ssh.
 # After every move: a new domid, both devices Connected on a new worker, and of the old
 # instance no worker, no tap, no gntdev mapping, no backend/error/domain/libxl node left; the
@@ -13,7 +13,7 @@
 # lab-xen: shadow
 . /lab/ours.sh
 lab_result dom0.xen "$(xl info | awk '$1 == "xen_version" {print $3}')"
-: "${LAB_SAVES:=1}" "${LAB_MIGRATIONS:=3}"
+: "${LAB_SAVES:=1}" "${LAB_MIGRATIONS:=2}"
 out=
 name=mig
 iperf3 -s -D -B "$LAB_DOM0_IP" --logfile /run/lab/iperf3.log || lab_fail "iperf3 server did not start"
