@@ -47,6 +47,12 @@ public sealed class GuestDevicesTests
         Assert.Empty(devices.Snapshot());
         Assert.Equal(0, prepared.Count);
 
+        // Half gone, as a scan can find it while libxl removes it: frontend still readable, no state.
+        await sim.Dom0.RemoveAsync(path.Backend + "/state");
+        await devices.UpdateAsync([path], stop.Token);
+        Assert.Empty(devices.Snapshot());
+        Assert.Equal(0, prepared.Count);
+
         // libxl removes it, then attaches the same image again: same devid, a fresh directory.
         await sim.Dom0.RemoveAsync(path.Backend);
         await WriteBackendAsync(sim, path, online: "1", state: "1");

@@ -61,11 +61,16 @@ internal sealed class GuestDevices
     /// the Xen lab (xl save, xl migrate) that re-created a saved guest's tap and put it back on the
     /// bridge, and failed a vbd whose params were already gone. Nothing is left to negotiate there, and
     /// a device attached again under the same devid gets a fresh directory (online=1, state 1).
+    /// A directory without state is being removed (or not written yet): not served either.
     /// </summary>
     private static async Task<bool> IsClosedAwaitingRemovalAsync(XenbusDevice device, CancellationToken cancellationToken)
     {
         string? online = await device.ReadBackendAsync("online", cancellationToken).ConfigureAwait(false);
-        return online == "0" && await device.ReadBackendStateAsync(cancellationToken).ConfigureAwait(false) == XenbusState.Closed;
+        var state = await device.ReadBackendStateAsync(cancellationToken).ConfigureAwait(false);
+        // No state: the directory went between the scan's listing and these reads (the lab's
+        // migrate then saw "params: missing" logged as fatal for the old domain); a toolstack
+        // creating a device writes state with the rest, and that write brings the next scan.
+        return state is null || (online == "0" && state == XenbusState.Closed);
     }
 
     private async Task RunAsync(DevicePath path, BackendLifecycle lifecycle, IBackendDevice backend, CancellationToken cancellationToken)
