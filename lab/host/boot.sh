@@ -20,10 +20,12 @@ case "$img$cpio" in *,*) lab_die "paths must not contain ',' (QEMU's -initrd lis
 # bash (a command substitution run as a file name) and finally xenstored segfaulted within 100 s
 # while the guest did I/O, and the run hung without xenstored. Eager switching saves and restores
 # the state on every vCPU switch and never relies on #NM. LAB_XEN_ARGS adds to Xen's command line.
+# LAB_XEN_IMAGE: another hypervisor binary than the cached Debian one (lab/run sets it for a
+# scenario that asks for the shadow-paging build, see host/build-xen-shadow.sh).
 xen_args="console=com1 dom0_mem=2048M,max:2048M loglvl=all guest_loglvl=all noreboot spec-ctrl=eager-fpu ${LAB_XEN_ARGS:-}"
 qemu_cmd=(qemu-system-x86_64 -machine q35 -cpu "${LAB_QEMU_CPU:-max,-smap,-smep,-pku,-la57,-avx,-avx2,-fma,-f16c}" -m 3072 -smp 2
   -nographic -no-reboot -nic none
-  -kernel "$img/xen"
+  -kernel "${LAB_XEN_IMAGE:-$img/xen}"
   -append "$xen_args"
   -initrd "$img/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init,$cpio")
 : > "$log"

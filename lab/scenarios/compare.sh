@@ -66,7 +66,11 @@ cmp_guest() {
   cmp_collect "$name" "$round"
   lab_result "dom0.$backend.guest_s" $((SECONDS - t0))
   lab_destroy_guest "$name"
-  lab_wait_for 60 "backend/$kind/$domid to be removed" sh -c "! xenstore-exists /local/domain/0/backend/$kind/$domid" || exit 1
+  # libxl removes the directory after the hotplug scripts' remove/offline, each allowed 40 s
+  # (LIBXL_HOTPLUG_TIMEOUT); at load average 28 vif-bridge offline used all of it and 60 s here
+  # were not enough for a kernel-backend guest (2026-11-24).
+  lab_wait_for 240 "backend/$kind/$domid to be removed" sh -c "! xenstore-exists /local/domain/0/backend/$kind/$domid" || {
+    tail -n 5 "/var/log/xen/xl-$name.log" | sed 's/^/LAB-DIAG: xl: /'; exit 1; }
 }
 
 # Proof that the phase measured what it claims to.

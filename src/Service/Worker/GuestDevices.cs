@@ -45,11 +45,32 @@ internal sealed class GuestDevices
                 _log($"{path}: not served yet: {e.Message}");
                 continue;
             }
+            if (await IsClosedAwaitingRemovalAsync(device, cancellationToken).ConfigureAwait(false))
+                continue;
             var backend = _create(kind);
             var lifecycle = new BackendLifecycle(device, backend, _log);
             lock (_lock)
                 _served[path] = new Served(kind, backend, RunAsync(path, lifecycle, backend, cancellationToken));
         }
+    }
+
+    /// <summary>
+    /// A device detached by the toolstack whose lifecycle has already ended: libxl wrote online=0, we
+    /// answered Closed and forgot it, but libxl removes the directory only after the hotplug script's
+    /// remove/offline has run (seconds under load). A scan in that window must not serve it again: in
+    /// the Xen lab (xl save, xl migrate) that re-created a saved guest's tap and put it back on the
+    /// bridge, and failed a vbd whose params were already gone. Nothing is left to negotiate there, and
+    /// a device attached again under the same devid gets a fresh directory (online=1, state 1).
+    /// A directory without state is being removed (or not written yet): not served either.
+    /// </summary>
+    private static async Task<bool> IsClosedAwaitingRemovalAsync(XenbusDevice device, CancellationToken cancellationToken)
+    {
+        string? online = await device.ReadBackendAsync("online", cancellationToken).ConfigureAwait(false);
+        var state = await device.ReadBackendStateAsync(cancellationToken).ConfigureAwait(false);
+        // No state: the directory went between the scan's listing and these reads (the lab's
+        // migrate then saw "params: missing" logged as fatal for the old domain); a toolstack
+        // creating a device writes state with the rest, and that write brings the next scan.
+        return state is null || (online == "0" && state == XenbusState.Closed);
     }
 
     private async Task RunAsync(DevicePath path, BackendLifecycle lifecycle, IBackendDevice backend, CancellationToken cancellationToken)
