@@ -1,7 +1,24 @@
-# Guest half of `lifecycle`: keeps data and I/O going while dom0 kills our worker, detaches and
-# re-attaches the disk and the NIC; each phase is announced with "LAB-GUEST: <phase>" and
-# dom0 acts on it. Every wait is bounded.
+# Guest half of `lifecycle`: reboots once, then keeps data and I/O going while dom0 kills our
+# worker, detaches and re-attaches the disk and the NIC; each phase is announced with
+# "LAB-GUEST: <phase>" and dom0 acts on it. Every wait is bounded.
 lab_wait_for 30 "/dev/xvda (xen-blkfront)" test -b /dev/xvda
+
+# Phase 0: reboot. The first boot leaves a mark on the disk and reboots; xl then destroys the
+# domain and creates it again (a new domid: new frontends, new backends). The second boot must
+# find the mark through the new connection, then goes on with the phases below.
+MARK_SKIP=$((56 * 256))   # 4 KiB block at 56 MiB: clear of the pattern (0-8 MiB) and fio (16-32 MiB)
+mark=$(timeout 60 dd if=/dev/xvda bs=4096 skip="$MARK_SKIP" count=1 iflag=direct 2>/dev/null | head -c 16)
+if [ "$mark" != LAB-REBOOT-MARK1 ]; then
+  printf 'LAB-REBOOT-MARK1' > /tmp/mark
+  dd if=/dev/zero bs=4080 count=1 2>/dev/null >> /tmp/mark
+  timeout 60 dd if=/tmp/mark of=/dev/xvda bs=4096 seek="$MARK_SKIP" count=1 oflag=direct conv=fsync,notrunc 2>/dev/null || lab_fail "writing the reboot mark failed"
+  echo "LAB-GUEST: rebooting"
+  sync
+  reboot -f
+  sleep 60
+  lab_fail "reboot -f did not reboot"
+fi
+lab_result guest.reboot_mark_read_after_reboot ok
 # 8 MiB pattern at the start of the disk; fio below works at 16-32 MiB, so it survives.
 dd if=/dev/urandom of=/tmp/pattern bs=1M count=8 2>/dev/null
 timeout 120 dd if=/tmp/pattern of=/dev/xvda bs=1M oflag=direct conv=fsync 2>/dev/null || lab_fail "pattern write failed"

@@ -1,4 +1,5 @@
-# Scenario: our backends through a guest's life events, on real Xen: worker SIGKILLed under
+# Scenario: our backends through a guest's life events, on real Xen: a guest reboot (new domid,
+# old one cleaned up, the disk's content seen again through the new connection), the worker SIGKILLed under
 # fio --verify load and restarted by the supervisor (data must verify), xl block-detach +
 # block-attach (data must be back), xl network-detach + network-attach (traffic must flow on
 # the new vif), and xl destroy leaving no worker, tap or xenstore node (lab_ours_gone).
@@ -11,6 +12,18 @@ lab_create_guest "$(lab_guest_cfg "$name" lifecycle "$disk" "$LAB_OURS_VIF" logl
 domid=$(lab_domid "$name")
 lab_ours_connected "$domid" vbd 51712
 lab_ours_connected "$domid" vif 0
+
+# Reboot: xl destroys the domain and creates it again under a new domid. Nothing of the old one
+# may stay in dom0, and the new one's frontends must connect to fresh backends.
+lab_wait_console "$name" 'LAB-GUEST: rebooting' 300
+lab_wait_for 180 "guest $name to come back under a new domid" \
+  sh -c "d=\$(xl domid $name 2>/dev/null) && [ -n \"\$d\" ] && [ \"\$d\" != $domid ]" || { lab_ours_log_tail; exit 1; }
+old_domid=$domid
+domid=$(lab_domid "$name")
+lab_ours_gone "$old_domid"
+lab_ours_connected "$domid" vbd 51712
+lab_ours_connected "$domid" vif 0
+lab_result dom0.reboot ok old_domid="$old_domid" new_domid="$domid"
 
 lab_wait_console "$name" 'LAB-GUEST: load-started' 300
 sleep 3
