@@ -17,6 +17,9 @@ root=$work/rootfs
 # the guest to show the offloads its netfront negotiated.
 pkgs=xen-utils-4.17,xenstore-utils,iproute2,kmod,udev,procps,fio,iperf3,bridge-utils
 pkgs+=,libxengnttab1,libxenevtchn1,libicu72,ca-certificates,busybox-static,iputils-ping,ethtool
+# QEMU's qdisk backend for the `compare` scenario: libxl spawns /usr/libexec/xen-qemu-system-i386
+# (-M xenpv) for a PV guest with a backendtype=qdisk disk. Adds ~60 MB to dom0 (libs, firmware).
+pkgs+=,qemu-system-xen
 lab_log "debootstrap $LAB_DEBIAN_SUITE (minbase) from $(lab_mirror)"
 debootstrap --variant=minbase --include="$pkgs" "$LAB_DEBIAN_SUITE" "$root" "$(lab_mirror)" \
   > "$work/debootstrap.log" 2>&1 || { tail -n 30 "$work/debootstrap.log" >&2; lab_die "debootstrap failed"; }
@@ -38,6 +41,9 @@ chroot "$root" depmod "$kver"
 for m in xen-blkback xen-netback xen-blkfront xen-netfront loop bridge tun xen-gntdev xenfs; do
   chroot "$root" modprobe -S "$kver" -n "$m" 2>/dev/null || lab_die "module $m missing from the trimmed tree"
 done
+
+# The compare scenario must not discover late that QEMU cannot start (a missing library).
+chroot "$root" /usr/libexec/xen-qemu-system-i386 --version >/dev/null || lab_die "xen-qemu-system-i386 does not run in dom0"
 
 # The guest's kernel is the same image; its initramfs is built from this tree.
 mkdir -p "$root/lab/guest"

@@ -12,7 +12,7 @@ kernel=$(lab_kernel_pkg)
     echo "== $f"; cat "$LAB_DIR/host/$f"
   done
   echo "== mirror $(lab_mirror) suite $LAB_DEBIAN_SUITE"
-  for p in "$LAB_XEN_PKG" xen-utils-4.17 xenstore-utils "$kernel" busybox-static fio iperf3 ethtool libc6; do
+  for p in "$LAB_XEN_PKG" xen-utils-4.17 xenstore-utils "$kernel" busybox-static fio iperf3 ethtool libc6 qemu-system-xen; do
     echo "== $p $(lab_candidate "$p")"
   done
 } | sha256sum | cut -c1-16

@@ -26,12 +26,11 @@ public sealed record BlockBackendOptions
     public IoEngineKind IoEngine { get; init; } = IoEngineKind.Auto;
 
     /// <summary>
-    /// Grant copy by measurement (bench/README.md): on the null image it costs ~0.4-0.7 us of backend
-    /// CPU per 4 KiB request against 5-8 us for grant map, whose per-request map and unmap (mmap and
-    /// munmap here, TLB shootdowns on real Xen) dominate; on tmpfs grant map is 3-6x slower, and it
-    /// allocates a mapping object per request where grant copy allocates nothing. Only a 1 MiB write
-    /// to the null image, where no byte is ever touched, favours mapping. Grant copy also keeps guest
-    /// pages out of the page cache (XSA-229).
+    /// Grant copy by measurement (bench/Block.Bench/README.md): on the null image it costs ~0.3-0.7 us
+    /// of backend CPU per 4 KiB request against 5-8 us for grant map, whose per-request map and unmap
+    /// (mmap and munmap here, TLB shootdowns on real Xen) dominate; on tmpfs grant map is 3-6x slower.
+    /// Neither allocates per request. Only a 1 MiB write to the null image, where no byte is ever
+    /// touched, favours mapping. Grant copy also keeps guest pages out of the page cache (XSA-229).
     /// </summary>
     public BlockDataPath DataPath { get; init; } = BlockDataPath.GrantCopy;
 

@@ -4,3 +4,5 @@ using System.Runtime.CompilerServices;
 [assembly: InternalsVisibleTo("Backend.Block.Tests")]
 // The migration tests play a source host whose image hangs through the same option.
 [assembly: InternalsVisibleTo("Migration.Tests")]
+// The fuzz harness (fuzz/Fuzz.Targets) drives one never-started queue synchronously, on an in-memory image engine.
+[assembly: InternalsVisibleTo("Fuzz.Targets")]

@@ -31,6 +31,8 @@ internal sealed class NullIoEngine : IIoEngine
 
     public int CompletionFd => _neverSignalled.Handle.Fd;
 
+    public bool CompletesInline => true;
+
     public bool TryEnqueue(in IoRequest request)
     {
         if (_count == _done.Length)

@@ -5,3 +5,6 @@ using System.Runtime.CompilerServices;
 
 // The benchmark drives one NetQueue directly, with a null frame device in place of the tap.
 [assembly: InternalsVisibleTo("Net.Bench")]
+
+// The fuzz harness (fuzz/Fuzz.Targets) drives one never-started NetQueue's guest TX synchronously.
+[assembly: InternalsVisibleTo("Fuzz.Targets")]

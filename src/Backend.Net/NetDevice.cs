@@ -1,6 +1,7 @@
 using System.Globalization;
 using XenBackends.Backend.Net.Control;
 using XenBackends.Native;
+using XenBackends.Native.Linux;
 using XenBackends.Native.Tap;
 using XenBackends.Xenbus;
 
@@ -23,6 +24,18 @@ public sealed class NetDevice : IBackendDevice
     private VifShared? _vif;
     private CancellationTokenSource? _watchStop;
     private Task _watchTask = Task.CompletedTask;
+    // Tap loss (the interface deleted under us): 1 while gone; one recovery task at a time.
+    private int _tapGone;
+    private long _tapLosses, _tapRecreations, _tapAttempts;
+    private readonly CancellationTokenSource _life = new();
+    private Task _tapRecovery = Task.CompletedTask;
+    private TapOffloads _offloads = TapOffloads.None;
+    private int _activeQueues;
+    // Bridge membership of the tap: -1 unknown, 0 none, else the master's ifindex (in the tap's namespace).
+    private TapBridgeWatch? _bridgeWatch;
+    private int _bridgeMaster = -1;
+    private int _bridgeLossReported;
+    private long _bridgeLosses;
 
     public NetDevice(NetDeviceOptions options)
     {
@@ -38,11 +51,36 @@ public sealed class NetDevice : IBackendDevice
     /// <summary>The guest MAC from the backend's <c>mac</c> key, once connected.</summary>
     public byte[]? GuestMac { get; private set; }
 
-    /// <summary>The <c>rate</c> key as parsed at connect: bytes per interval and interval in microseconds (null: unlimited).</summary>
+    /// <summary>The rate in force: the <c>rate</c> key as parsed (watched), or the options' default when there is no key; bytes per interval and interval in microseconds (null: unlimited).</summary>
     public (ulong Bytes, ulong Microseconds)? Rate { get; private set; }
 
     /// <summary>The message of the last fatal protocol error, if any.</summary>
     public string? LastFatalError { get; private set; }
+
+    /// <summary>
+    /// Whether the tap currently exists. A deleted tap is reported in the xenbus error node and the log,
+    /// guest frames are dropped (and counted as TxDrops) meanwhile, and the device re-creates it every
+    /// <see cref="NetDeviceOptions.TapRetryInterval"/> and at the next guest connect.
+    /// </summary>
+    public bool TapPresent => Volatile.Read(ref _tapGone) == 0;
+
+    /// <summary>Times the tap was found deleted under the device.</summary>
+    public long TapLosses => Interlocked.Read(ref _tapLosses);
+
+    /// <summary>Attempts to re-create a deleted tap, failed or not (one per retry interval while it cannot be).</summary>
+    public long TapRecreateAttempts => Interlocked.Read(ref _tapAttempts);
+
+    /// <summary>Times the device re-created its deleted tap.</summary>
+    public long TapRecreations => Interlocked.Read(ref _tapRecreations);
+
+    /// <summary>The ifindex of the bridge the tap is a port of (0: none; null: not known, e.g. not connected).</summary>
+    public int? TapMaster => Volatile.Read(ref _bridgeMaster) is var m && m >= 0 ? m : null;
+
+    /// <summary>
+    /// Times the tap stopped being a bridge port while connected (the bridge deleted, or the port
+    /// removed): reported like a deleted tap (log, error node) and cleared when it is a port again.
+    /// </summary>
+    public long BridgeLosses => Interlocked.Read(ref _bridgeLosses);
 
     /// <summary>The control ring's hash settings of the current connection (initial when there is no ctrl ring).</summary>
     public RxHashSettings HashSettings => _vif?.Hash ?? RxHashSettings.Initial;
@@ -93,10 +131,22 @@ public sealed class NetDevice : IBackendDevice
         var tap = _tap ?? throw new InvalidOperationException("ConnectAsync before PrepareAsync");
         var config = await NetFrontendConfig.ReadAsync(device, _options.MaxQueues, cancellationToken).ConfigureAwait(false);
         GuestMac = await ReadMacAsync(device, cancellationToken).ConfigureAwait(false);
-        Rate = ParseRate(await device.ReadBackendAsync("rate", cancellationToken).ConfigureAwait(false));
+        Rate = EffectiveRate(await device.ReadBackendAsync("rate", cancellationToken).ConfigureAwait(false));
 
-        tap.SetActiveQueues(config.Queues.Count);
-        tap.SetOffloads(OffloadsFor(config.Features));
+        // A guest (re)connecting while the tap is deleted gets it back now, not at the next retry.
+        if (Volatile.Read(ref _tapGone) != 0)
+        {
+            RecreateTap(tap);
+            if (_options.TapRecreated is { } replumb)
+                await replumb(tap.Name, cancellationToken).ConfigureAwait(false);
+        }
+        lock (_lock)
+        {
+            _activeQueues = config.Queues.Count;
+            _offloads = OffloadsFor(config.Features);
+            tap.SetActiveQueues(_activeQueues);
+            tap.SetOffloads(_offloads);
+        }
         var domid = checked((ushort)device.FrontendId);
         var queues = new List<NetQueue>();
         CtrlRing? ctrl = null;
@@ -133,6 +183,77 @@ public sealed class NetDevice : IBackendDevice
         foreach (var q in queues)
             q.Start();
         StartWatches(device, vif);
+        StartBridgeWatch();
+    }
+
+    /// <summary>(Re)starts following the tap's bridge membership; a failure only costs that report.</summary>
+    private void StartBridgeWatch()
+    {
+        var tap = _tap;
+        StopBridgeWatch();
+        if (tap is null || Volatile.Read(ref _tapGone) != 0)
+            return;
+        try
+        {
+            var watch = TapBridgeWatch.Start(tap.Queues[0], tap.Name, OnTapMaster, m => _options.Log?.Invoke($"vif {_device?.Path}: {m}"));
+            lock (_lock)
+                _bridgeWatch = watch;
+        }
+        catch (Exception e) when (e is LinuxCallException or ArgumentException)
+        {
+            _options.Log?.Invoke($"vif {_device?.Path}: cannot watch the bridge of tap {tap.Name}: {e.Message}");
+        }
+    }
+
+    private void StopBridgeWatch()
+    {
+        TapBridgeWatch? watch;
+        lock (_lock)
+        {
+            watch = _bridgeWatch;
+            _bridgeWatch = null;
+        }
+        watch?.Dispose();
+        Volatile.Write(ref _bridgeMaster, -1);
+    }
+
+    // On the bridge watch's thread. Only a port that was on a bridge and is not any more is a fault:
+    // a tap that was never bridged (vif-route, vif-nat, a test) has nothing to lose.
+    private void OnTapMaster(int master)
+    {
+        int previous = Interlocked.Exchange(ref _bridgeMaster, master);
+        var device = _device;
+        string name = _tap?.Name ?? "?";
+        if (master == 0 && previous > 0 && _tap is { IsGone: false })
+        {
+            Interlocked.Increment(ref _bridgeLosses);
+            Volatile.Write(ref _bridgeLossReported, 1);
+            string text = $"tap {name} is no longer a port of its bridge (ifindex {previous}): the bridge was deleted or the port removed; the guest's frames reach no bridge until the vif hotplug script (vif-bridge online) runs again";
+            _options.Log?.Invoke($"vif {device?.Path}: {text}");
+            Report(device, () => device!.WriteErrorAsync(text));
+        }
+        else if (master > 0 && Interlocked.Exchange(ref _bridgeLossReported, 0) != 0)
+        {
+            _options.Log?.Invoke($"vif {device?.Path}: tap {name} is a bridge port again (ifindex {master})");
+            Report(device, () => device!.ClearErrorAsync());
+        }
+    }
+
+    private void Report(XenbusDevice? device, Func<Task> write)
+    {
+        if (device is null)
+            return;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await write().ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                _options.Log?.Invoke($"vif {device.Path}: updating the error node failed: {e.Message}");
+            }
+        });
     }
 
     private CtrlRing OpenCtrlRing(ushort domid, CtrlRingKeys keys, int numQueues)
@@ -172,7 +293,7 @@ public sealed class NetDevice : IBackendDevice
                 while (true)
                 {
                     // Re-read after subscribing too: a change between connect and here must not be lost.
-                    var rate = ParseRate(await device.ReadBackendAsync("rate", stop.Token).ConfigureAwait(false));
+                    var rate = EffectiveRate(await device.ReadBackendAsync("rate", stop.Token).ConfigureAwait(false));
                     if (rate != Rate)
                     {
                         Rate = rate;
@@ -206,7 +327,7 @@ public sealed class NetDevice : IBackendDevice
             uint txPort = evtchn.BindInterdomain(domid, keys.TxEventChannel);
             uint rxPort = keys.RxEventChannel == keys.TxEventChannel ? txPort : evtchn.BindInterdomain(domid, keys.RxEventChannel);
             return new NetQueue(index, domid, _options.Grants, evtchn, txPort, rxPort, tx, rx, tapQueue, features,
-                _options.Queue, vif, Rate, OnFatal);
+                _options.Queue, vif, Rate, OnFatal, OnTapGone);
         }
         catch
         {
@@ -255,6 +376,105 @@ public sealed class NetDevice : IBackendDevice
         });
     }
 
+    // From a queue thread: the tap answered EBADFD. Report once, then try to bring it back.
+    private void OnTapGone(int queue)
+    {
+        if (Interlocked.CompareExchange(ref _tapGone, 1, 0) != 0)
+            return;
+        Interlocked.Increment(ref _tapLosses);
+        string name = _tap?.Name ?? "?";
+        _options.Log?.Invoke($"vif {_device?.Path}: tap {name} was deleted under the backend (queue {queue}: EBADFD); guest frames are dropped until it is re-created");
+        // Chained, not replaced: a second deletion during the re-plumbing of the first still gets a recovery.
+        lock (_lock)
+            _tapRecovery = _tapRecovery.ContinueWith(_ => RecoverTapAsync(_life.Token), CancellationToken.None,
+                TaskContinuationOptions.None, TaskScheduler.Default).Unwrap();
+    }
+
+    private async Task RecoverTapAsync(CancellationToken cancellationToken)
+    {
+        var device = _device;
+        var tap = _tap;
+        // Already back (a guest connect re-created and re-plumbed it): nothing owed.
+        if (device is null || tap is null || Volatile.Read(ref _tapGone) == 0)
+            return;
+        try
+        {
+            await device.WriteErrorAsync($"tap {tap.Name} was deleted under the backend: guest traffic is dropped; re-creating it every {_options.TapRetryInterval.TotalSeconds:0.###} s", cancellationToken).ConfigureAwait(false);
+            string? lastProblem = null;
+            while (Volatile.Read(ref _tapGone) != 0)
+            {
+                try
+                {
+                    RecreateTap(tap);
+                    break;
+                }
+                catch (Exception e) when (e is LinuxCallException or InvalidOperationException)
+                {
+                    // Logged once per distinct cause: a name squatted for hours must not flood the log.
+                    if (e.Message != lastProblem)
+                    {
+                        lastProblem = e.Message;
+                        _options.Log?.Invoke($"vif {device.Path}: cannot re-create tap {tap.Name} yet: {e.Message}");
+                        await device.WriteErrorAsync($"tap {tap.Name} was deleted under the backend and cannot be re-created yet ({e.Message}): guest traffic is dropped; retrying every {_options.TapRetryInterval.TotalSeconds:0.###} s", cancellationToken).ConfigureAwait(false);
+                    }
+                }
+                await Task.Delay(_options.TapRetryInterval, cancellationToken).ConfigureAwait(false);
+            }
+            if (_options.TapRecreated is { } replumb)
+            {
+                await replumb(tap.Name, cancellationToken).ConfigureAwait(false);
+                await device.ClearErrorAsync(cancellationToken).ConfigureAwait(false);
+                // The new interface, wherever the re-plumbing put it.
+                lock (_lock)
+                {
+                    if (_queues.Length == 0)
+                        return;
+                }
+                StartBridgeWatch();
+            }
+            else
+            {
+                await device.WriteErrorAsync($"tap {tap.Name} was deleted under the backend and has been re-created, down and on no bridge: run the vif hotplug script again (vif-bridge online) to restore the guest's network", cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            _options.Log?.Invoke($"vif {device.Path}: recovering tap {tap.Name} failed: {e.Message}");
+            try
+            {
+                await device.WriteErrorAsync($"tap {tap.Name} was re-created but re-plumbing it failed: {e.Message}", CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // xenstore is going away; the log line stands.
+            }
+        }
+    }
+
+    /// <summary>Attaches our fds to a new interface of the same name and restores what the device set on the old one.</summary>
+    private void RecreateTap(TapDevice tap)
+    {
+        lock (_lock)
+        {
+            if (Volatile.Read(ref _tapGone) == 0)
+                return;
+            Interlocked.Increment(ref _tapAttempts);
+            tap.Recreate();
+            tap.SetMacAddress(_options.TapMac);
+            if (_activeQueues > 0)
+                tap.SetActiveQueues(_activeQueues);
+            tap.SetOffloads(_offloads);
+            Volatile.Write(ref _tapGone, 0);
+            Interlocked.Increment(ref _tapRecreations);
+            foreach (var q in _queues)
+                q.TapRestored();
+        }
+        _options.Log?.Invoke($"vif {_device?.Path}: tap {tap.Name} re-created (down, on no bridge until re-plumbed)");
+    }
+
     private static async Task<byte[]> ReadMacAsync(XenbusDevice device, CancellationToken cancellationToken)
     {
         string? text = await device.ReadBackendAsync("mac", cancellationToken).ConfigureAwait(false);
@@ -275,6 +495,11 @@ public sealed class NetDevice : IBackendDevice
         }
         return mac;
     }
+
+    // libxl writes `rate` only when the xl config has rate=, so no key means "the toolstack set nothing"
+    // and the host's default applies; a key present is the toolstack's word, even one that means unlimited.
+    private (ulong Bytes, ulong Microseconds)? EffectiveRate(string? key) =>
+        key is null ? _options.DefaultRate : ParseRate(key);
 
     /// <summary><c>rate</c> = "&lt;bytes&gt;,&lt;usec&gt;" (libxl); anything else means unlimited, as in Linux.</summary>
     public static (ulong Bytes, ulong Microseconds)? ParseRate(string? text)
@@ -302,6 +527,7 @@ public sealed class NetDevice : IBackendDevice
             _ctrl = null;
             _vif = null;
         }
+        StopBridgeWatch();
         _watchStop?.Cancel();
         await _watchTask.ConfigureAwait(false);
         _watchStop?.Dispose();
@@ -313,6 +539,9 @@ public sealed class NetDevice : IBackendDevice
 
     public async ValueTask DisposeAsync()
     {
+        await _life.CancelAsync().ConfigureAwait(false);
+        await _tapRecovery.ConfigureAwait(false);
+        _life.Dispose();
         await DisconnectAsync(CancellationToken.None).ConfigureAwait(false);
         // Closing the last queue fd removes the non-persistent tap: the vif goes with the device.
         _tap?.Dispose();

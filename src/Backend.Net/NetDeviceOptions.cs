@@ -22,7 +22,27 @@ public sealed record NetDeviceOptions
     /// <summary>The dom0-side MAC of the tap; fe:ff:ff:ff:ff:ff as Linux netback, so a bridge never adopts it.</summary>
     public byte[] TapMac { get; init; } = [0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
 
+    /// <summary>
+    /// The guest-TX rate for a vif whose backend has no <c>rate</c> key (the service's configured
+    /// default): bytes per window and the window in microseconds, with the key's credit rules. A key the
+    /// toolstack wrote always wins, whatever its value; null here means unlimited.
+    /// </summary>
+    public (ulong Bytes, ulong Microseconds)? DefaultRate { get; init; }
+
     public NetQueueOptions Queue { get; init; } = new();
+
+    /// <summary>
+    /// How often the device tries to re-create its tap after it was deleted under it (`ip link del`).
+    /// Each try is a few ioctls; between tries nothing runs for the tap.
+    /// </summary>
+    public TimeSpan TapRetryInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Called with the tap's name after the device re-created a deleted tap (down, on no bridge): the
+    /// host redoes what the hotplug script did for the old one (the toolstack ran it once and will
+    /// not run it again). Null: the error node tells the administrator to run the script.
+    /// </summary>
+    public Func<string, CancellationToken, Task>? TapRecreated { get; init; }
 
     public Action<string>? Log { get; init; }
 }

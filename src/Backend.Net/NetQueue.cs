@@ -63,6 +63,11 @@ internal sealed class NetQueue : IDisposable
     private NetifTxRequest _heldRequest;
     private bool _held;
     private readonly Action<int, string> _onFatal;
+    private readonly Action<int>? _onTapGone;
+    // The tap was deleted under us: its fd is out of the epoll (it would report EPOLLERR forever) and
+    // guest frames are dropped without a syscall until the device re-creates the tap.
+    private bool _tapGone;
+    private int _tapRestored;
     private readonly QueuePoll _poll = new();
     private readonly EventFd _stop = EventFd.Create();
     private readonly Thread _thread;
@@ -89,7 +94,7 @@ internal sealed class NetQueue : IDisposable
 
     public NetQueue(int index, ushort domid, IGrantMapper grants, IEventChannels evtchn, uint txPort, uint rxPort,
         SharedMemory txMemory, SharedMemory rxMemory, ITapQueue tap, NetFrontendFeatures features, NetQueueOptions options,
-        VifShared vif, (ulong Bytes, ulong Microseconds)? rate, Action<int, string> onFatal)
+        VifShared vif, (ulong Bytes, ulong Microseconds)? rate, Action<int, string> onFatal, Action<int>? onTapGone = null)
     {
         _index = index;
         _domid = domid;
@@ -107,13 +112,22 @@ internal sealed class NetQueue : IDisposable
         _credit = new TxCredit(rate, vif.ClockMicroseconds());
         _inbox = new RxFrameQueue(InboxBytes, MaxRxRecord, 512);
         _onFatal = onFatal;
+        _onTapGone = onTapGone;
 
         // Attach where the shared indexes say (a reconnecting frontend may not start at 0), then refuse
         // a ring that already claims more requests than slots (xenvif_map_frontend_data_rings).
         _tx = BackRing.AttachAtSharedIndexes(txMemory, TxLayout);
         _rx = BackRing.AttachAtSharedIndexes(rxMemory, RxLayout);
         if (_tx.PollRequests(out _) == RingPoll.Faulted || _rx.PollRequests(out _) == RingPoll.Faulted)
+        {
+            // The field initializers already opened this queue's eventfds and epoll; a guest can
+            // retry a bogus ring at will, so they are closed now, not whenever a finalizer runs
+            // (found by fuzz/ net-tx: three descriptors per refused connect).
+            _wake.Dispose();
+            _stop.Dispose();
+            _poll.Dispose();
             throw new InvalidDataException("a ring's req_prod is more than a ring size ahead of rsp_prod");
+        }
 
         int batch = Math.Max(1, options.TxBatchPackets);
         _txArena = GC.AllocateArray<byte>(batch * 2048 + MaxTxRecord, pinned: true);
@@ -141,7 +155,40 @@ internal sealed class NetQueue : IDisposable
 
     public bool IsFatal => Volatile.Read(ref _fatal);
 
+    /// <summary>Whether this queue saw its tap vanish and has not been told it is back.</summary>
+    public bool IsTapGone => Volatile.Read(ref _tapGone);
+
+    /// <summary>The device attached the tap fds to a new interface: poll the tap again (from any thread).</summary>
+    public void TapRestored()
+    {
+        Volatile.Write(ref _tapRestored, 1);
+        _wake.Signal();
+    }
+
+    // Called on the queue thread when a tap call answered EBADFD.
+    private void TapGone()
+    {
+        if (_tapGone)
+            return;
+        Volatile.Write(ref _tapGone, true);
+        _poll.Remove(_tap.PollFd);
+        Counters.TapGone++;
+        _onTapGone?.Invoke(_index);
+    }
+
     public void Start() => _thread.Start();
+
+    /// <summary>
+    /// One guest-TX service call on the caller's thread, for a queue that was never started: the
+    /// coverage-guided fuzz harness (fuzz/) drives the real request-chain validation synchronously.
+    /// True when requests remain.
+    /// </summary>
+    internal bool ServiceTxOnCallerThread()
+    {
+        if ((_thread.ThreadState & System.Threading.ThreadState.Unstarted) == 0)
+            throw new InvalidOperationException("the queue thread owns this queue");
+        return ServiceTx();
+    }
 
     /// <summary>Stops the thread (bounded by the current pass) and waits for it.</summary>
     public void Stop()
@@ -184,6 +231,11 @@ internal sealed class NetQueue : IDisposable
                     return;
                 if ((ready & (1UL << TokenWake)) != 0)
                     _wake.TryConsume(out _);
+                if (Interlocked.Exchange(ref _tapRestored, 0) != 0 && _tapGone)
+                {
+                    _poll.Add(_tap.PollFd, TokenTap);
+                    Volatile.Write(ref _tapGone, false);
+                }
                 if (_fatal)
                 {
                     DrainWhileDisabled();
@@ -307,9 +359,12 @@ internal sealed class NetQueue : IDisposable
     // neither side can make it spin until the toolstack tears the device down.
     private void DrainWhileDisabled()
     {
-        for (int i = 0; i < MaxRxFramesPerPass; i++)
+        for (int i = 0; i < MaxRxFramesPerPass && !_tapGone; i++)
         {
-            if (_tap.Read(_rxScratch, out _) != TapIoStatus.Ok)
+            TapIoStatus status = _tap.Read(_rxScratch, out _);
+            if (status == TapIoStatus.Gone)
+                TapGone();
+            if (status != TapIoStatus.Ok)
                 break;
             Counters.RxDrops++;
         }
@@ -658,7 +713,9 @@ internal sealed class NetQueue : IDisposable
             header.Flags = VirtioNetHeader.FlagDataValid;
         }
         header.WriteTo(record);
-        TapIoStatus status = _tap.Write(record);
+        // No tap: the frame is answered OKAY and dropped, as netback drops frames of a vif whose
+        // carrier is off; nothing is queued for later.
+        TapIoStatus status = _tapGone ? TapIoStatus.Gone : _tap.Write(record);
         if (status == TapIoStatus.Ok)
         {
             Counters.TxPackets++;
@@ -667,6 +724,8 @@ internal sealed class NetQueue : IDisposable
         else
         {
             Counters.TxDrops++;
+            if (status == TapIoStatus.Gone)
+                TapGone();
         }
     }
 
@@ -698,7 +757,7 @@ internal sealed class NetQueue : IDisposable
         // the kernel spread frames over our tap fds by its own hash, so some must change queue.
         RxHashSettings hash = _vif.Hash;
         bool steer = queues.Length > 1 && hash.Algorithm != NetifCtrlHashAlgorithm.None;
-        for (int i = 0; i < MaxRxFramesPerPass; i++)
+        for (int i = 0; i < MaxRxFramesPerPass && !_tapGone; i++)
         {
             if (!_rxStalled && _rxQueue.TryReserve(out Span<byte> space, out int offset))
             {
@@ -707,7 +766,10 @@ internal sealed class NetQueue : IDisposable
                     return;
                 if (status != TapIoStatus.Ok)
                 {
-                    Counters.RxErrors++;
+                    if (status == TapIoStatus.Gone)
+                        TapGone();
+                    else
+                        Counters.RxErrors++;
                     return;
                 }
                 if (length < HeaderLength + PacketHeaders.EthernetHeaderLength || !WantedByGuest(space[HeaderLength..length]))
@@ -732,6 +794,8 @@ internal sealed class NetQueue : IDisposable
             {
                 // Queue full or guest stalled: drop (and count) instead of letting the tap back up.
                 TapIoStatus status = _tap.Read(_rxScratch, out _);
+                if (status == TapIoStatus.Gone)
+                    TapGone();
                 if (status != TapIoStatus.Ok)
                     return;
                 Counters.RxDrops++;

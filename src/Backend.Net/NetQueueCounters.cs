@@ -10,6 +10,8 @@ public sealed class NetQueueCounters
     internal long TxPackets, TxBytes, TxDrops, TxErrors;
     internal long RxPackets, RxBytes, RxDrops, RxErrors;
     internal long FatalResets, RxStalls;
+    // Times this queue found its tap deleted under it (EBADFD).
+    internal long TapGone;
 
     /// <summary>
     /// GC.GetAllocatedBytesForCurrentThread of the queue thread after its last pass: the per-packet
@@ -23,11 +25,11 @@ public sealed class NetQueueCounters
     public NetQueueStats Snapshot() => new(
         Volatile.Read(ref TxPackets), Volatile.Read(ref TxBytes), Volatile.Read(ref TxDrops), Volatile.Read(ref TxErrors),
         Volatile.Read(ref RxPackets), Volatile.Read(ref RxBytes), Volatile.Read(ref RxDrops), Volatile.Read(ref RxErrors),
-        Volatile.Read(ref FatalResets), Volatile.Read(ref RxStalls));
+        Volatile.Read(ref FatalResets), Volatile.Read(ref RxStalls), Volatile.Read(ref TapGone));
 }
 
 /// <summary>A consistent-enough copy of <see cref="NetQueueCounters"/> (each field is exact; fields are read one by one).</summary>
 public readonly record struct NetQueueStats(
     long TxPackets, long TxBytes, long TxDrops, long TxErrors,
     long RxPackets, long RxBytes, long RxDrops, long RxErrors,
-    long FatalResets, long RxStalls);
+    long FatalResets, long RxStalls, long TapGone = 0);

@@ -16,6 +16,15 @@ public interface IGrantMapper : IDisposable
     SharedMemory Map(ushort domid, ReadOnlySpan<uint> refs, bool writable);
 
     /// <summary>
+    /// <see cref="Map"/> for a per-request data path: the same mapping and the same errors, handed
+    /// back as a value so nothing is allocated. The caller owns it until <see cref="UnmapPages"/>.
+    /// </summary>
+    GrantPages MapPages(ushort domid, ReadOnlySpan<uint> refs, bool writable);
+
+    /// <summary>Unmaps what <see cref="MapPages"/> returned (once); a default value is ignored.</summary>
+    void UnmapPages(in GrantPages pages);
+
+    /// <summary>
     /// Performs every segment (<c>xengnttab_grant_copy</c>) and writes each one's
     /// <see cref="GrantCopySegment.Status"/>; a failing segment never stops the others. Throws only
     /// when the whole call fails (the device is gone), never for a per-segment error.

@@ -22,6 +22,11 @@ public sealed class SimulatedGrantMapper : IGrantMapper
     private readonly IForeignDomains _domains;
     private readonly IDisposable? _owner;
     private bool _disposed;
+    // MapPages bookkeeping, shared by every queue thread that uses this mapper.
+    private readonly Lock _recordLock = new();
+    private PageRecord[] _records = new PageRecord[16];
+    private int[] _freeRecords = new int[16];
+    private int _recordCount, _freeRecordCount, _recordCapacity;
 
     internal SimulatedGrantMapper(ushort backendDomid, IForeignDomains domains, IDisposable? owner = null)
     {
@@ -64,6 +69,127 @@ public sealed class SimulatedGrantMapper : IGrantMapper
             for (int i = 0; i < done; i++)
                 domain.Grants.Unpin(pinned[i], writable);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// As <see cref="Map"/>, without allocating once warm: the pinned refs are kept in a record from
+    /// a pool (grown on demand, never shrunk) that <see cref="GrantPages.Token"/> names. It allocates
+    /// only while the largest mapping or the number of mappings held at once is still growing.
+    /// </summary>
+    public GrantPages MapPages(ushort domid, ReadOnlySpan<uint> refs, bool writable)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (refs.IsEmpty)
+            throw new ArgumentException("no grant refs to map", nameof(refs));
+        var domain = _domains.Find(domid)
+            ?? throw new GrantException("map grant refs", Errno.EINVAL, $"domain {domid} does not exist", GrantStatus.BadDomain);
+        int token = RentRecord(refs.Length, out PageRecord record);
+        int done = 0;
+        try
+        {
+            for (; done < refs.Length; done++)
+            {
+                short status = domain.Grants.Pin(refs[done], BackendDomid, writable, domain.Memory.PageCount, out uint frame);
+                if (status != GrantStatus.Okay)
+                    throw new GrantException("map grant refs", Errno.EINVAL,
+                        $"d{domid} ref {refs[done]} (#{done} of {refs.Length}) cannot be mapped {(writable ? "writable" : "read-only")} by d{BackendDomid}: {StatusName(status)}",
+                        status);
+                record.Refs[done] = refs[done];
+                record.Frames[done] = frame;
+            }
+            nint address = domain.Memory.MapPagesUnowned(record.Frames.AsSpan(0, refs.Length), writable);
+            record.Domain = domain;
+            record.Count = refs.Length;
+            record.Writable = writable;
+            record.Address = address;
+            return new GrantPages(address, refs.Length, token);
+        }
+        catch
+        {
+            // All or nothing: a partial failure leaves no pin behind.
+            for (int i = 0; i < done; i++)
+                domain.Grants.Unpin(record.Refs[i], writable);
+            ReturnRecord(token);
+            throw;
+        }
+    }
+
+    public void UnmapPages(in GrantPages pages)
+    {
+        if (!pages.IsMapped)
+            return;
+        PageRecord record;
+        lock (_recordLock)
+        {
+            if ((uint)pages.Token >= (uint)_recordCount || _records[pages.Token] is not { Domain: not null } r || r.Address != pages.Address)
+                throw new ArgumentException($"0x{pages.Address:x} is not a mapping this mapper made", nameof(pages));
+            record = r;
+        }
+        // Unmap first, then unpin: the guest can never end access while we can still touch the pages.
+        MemFd.Unmap(pages.Address, pages.Length);
+        for (int i = 0; i < record.Count; i++)
+            record.Domain!.Grants.Unpin(record.Refs[i], record.Writable);
+        ReturnRecord(pages.Token);
+    }
+
+    private int RentRecord(int pages, out PageRecord record)
+    {
+        lock (_recordLock)
+        {
+            int token;
+            if (_freeRecordCount > 0)
+            {
+                token = _freeRecords[--_freeRecordCount];
+            }
+            else
+            {
+                if (_recordCount == _records.Length)
+                {
+                    Array.Resize(ref _records, _records.Length * 2);
+                    Array.Resize(ref _freeRecords, _records.Length);
+                }
+                token = _recordCount++;
+                _records[token] = new PageRecord();
+            }
+            record = _records[token];
+            _recordCapacity = Math.Max(_recordCapacity, pages);
+            if (record.Refs.Length < pages)
+                record.Resize(_recordCapacity);
+            return token;
+        }
+    }
+
+    private void ReturnRecord(int token)
+    {
+        lock (_recordLock)
+        {
+            PageRecord record = _records[token];
+            record.Domain = null;
+            record.Address = 0;
+            record.Count = 0;
+            // Every record grows to the largest mapping seen, so once the largest request and the
+            // deepest queue have come by, renting never allocates again, whatever sizes follow.
+            if (record.Refs.Length < _recordCapacity)
+                record.Resize(_recordCapacity);
+            _freeRecords[_freeRecordCount++] = token;
+        }
+    }
+
+    /// <summary>What one <see cref="GrantPages"/> pinned, so that unmapping can unpin it.</summary>
+    private sealed class PageRecord
+    {
+        public uint[] Refs = [];
+        public long[] Frames = [];
+        public int Count;
+        public bool Writable;
+        public nint Address;
+        public ForeignDomain? Domain;
+
+        public void Resize(int pages)
+        {
+            Refs = new uint[pages];
+            Frames = new long[pages];
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using XenBackends.Native.IO;
 using XenBackends.Rings.Blkif;
 
 namespace XenBackends.Backend.Block.Tests;
@@ -14,8 +15,11 @@ public sealed class FaultTests
         Assert.True(p.ExitCode == 0, $"{file} {args} failed: {err}");
     }
 
-    [Fact]
-    public async Task WritesThatHitAFullFilesystemFailAloneWhileOtherRequestsSucceed()
+    /// <summary>On tmpfs Auto runs requests inline on the queue's thread; Threads hands them off: both map ENOSPC alike.</summary>
+    [Theory]
+    [InlineData(IoEngineKind.Auto, "inline")]
+    [InlineData(IoEngineKind.Threads, "threads")]
+    public async Task WritesThatHitAFullFilesystemFailAloneWhileOtherRequestsSucceed(IoEngineKind engine, string expectedEngine)
     {
         // A 512 KiB tmpfs holding a sparse 4 MiB image: writes past the free space get ENOSPC.
         string mount = Directory.CreateTempSubdirectory("blkfull-").FullName;
@@ -24,8 +28,9 @@ public sealed class FaultTests
         {
             string image = Path.Combine(mount, "disk.img");
             using (var f = File.Create(image)) f.SetLength(4 << 20);
-            await using var h = await BlockHarness.CreateAsync(0, imagePath: image);
+            await using var h = await BlockHarness.CreateAsync(0, new BlockBackendOptions { IoEngine = engine }, imagePath: image);
             var front = await h.ConnectAsync(order: 2);
+            Assert.Equal(expectedEngine, h.Block.Queues[0].IoEngineName);
             var (frame, gref) = front.AllocateDataPage();
             new Random(9).NextBytes(front.Page(frame));
             var seg = new BlkifRequestSegment { Gref = gref, LastSect = 7 };
@@ -61,11 +66,29 @@ public sealed class FaultTests
         }
     }
 
-    [Fact]
-    public async Task ReadPastAnImageShrunkUnderneathIsAShortTransferError()
+    /// <summary>Also on tmpfs, where the read runs inline: a shrunk image is an error, never a fault in the process.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ReadPastAnImageShrunkUnderneathIsAShortTransferError(bool onTmpfs)
     {
-        await using var h = await BlockHarness.CreateAsync(1 << 20);
+        string? image = onTmpfs ? $"/dev/shm/xb-shrink-{Guid.NewGuid():N}.img" : null;
+        try
+        {
+            await ReadPastShrunkImageAsync(image, onTmpfs ? "inline" : null);
+        }
+        finally
+        {
+            if (image is not null) File.Delete(image);
+        }
+    }
+
+    private static async Task ReadPastShrunkImageAsync(string? imagePath, string? expectedEngine)
+    {
+        await using var h = await BlockHarness.CreateAsync(1 << 20, imagePath: imagePath);
         var front = await h.ConnectAsync();
+        if (expectedEngine is not null)
+            Assert.Equal(expectedEngine, h.Block.Queues[0].IoEngineName);
         using (var f = File.OpenWrite(h.ImagePath)) f.SetLength(64 << 10);
         var (_, g1) = front.AllocateDataPage();
         var (_, g2) = front.AllocateDataPage();

@@ -32,11 +32,39 @@ public sealed class IntegrityTests
     [InlineData(BlkifAbi.X86_64, BlockDataPath.GrantMap, 1, 2)]
     [InlineData(BlkifAbi.X86_32, BlockDataPath.GrantMap, 2, 1)]
     [InlineData(BlkifAbi.X86_32, BlockDataPath.GrantCopy, 1, 3)]
-    public async Task RandomMixedIoKeepsTheImageEqualToAShadowCopy(BlkifAbi abi, BlockDataPath path, int order, int queues)
+    public Task RandomMixedIoKeepsTheImageEqualToAShadowCopy(BlkifAbi abi, BlockDataPath path, int order, int queues) =>
+        RunMixedIoAsync(abi, path, order, queues, imagePath: null, expectedEngine: null);
+
+    /// <summary>
+    /// The same on a tmpfs image, where Auto runs every request inline on the queue's thread: reads,
+    /// writes, discards, flushes and barriers all go through the inline engine. Plain discards only:
+    /// tmpfs has no FALLOC_FL_ZERO_RANGE, so a secure discard there is EOPNOTSUPP and withdraws
+    /// feature-discard (whatever the engine).
+    /// </summary>
+    [Theory]
+    [InlineData(BlkifAbi.X86_64, BlockDataPath.GrantCopy, 2, 2)]
+    [InlineData(BlkifAbi.X86_32, BlockDataPath.GrantCopy, 0, 1)]
+    [InlineData(BlkifAbi.X86_64, BlockDataPath.GrantMap, 1, 1)]
+    public async Task RandomMixedIoOnATmpfsImageRunsInlineAndKeepsTheImageEqualToAShadowCopy(BlkifAbi abi, BlockDataPath path, int order, int queues)
     {
-        await using var h = await BlockHarness.CreateAsync(ImageBytes, new BlockBackendOptions { DataPath = path, MaxQueues = 4 });
+        string image = $"/dev/shm/xb-integrity-{Guid.NewGuid():N}.img";
+        try
+        {
+            await RunMixedIoAsync(abi, path, order, queues, image, expectedEngine: "inline");
+        }
+        finally
+        {
+            File.Delete(image);
+        }
+    }
+
+    private static async Task RunMixedIoAsync(BlkifAbi abi, BlockDataPath path, int order, int queues, string? imagePath, string? expectedEngine)
+    {
+        await using var h = await BlockHarness.CreateAsync(ImageBytes, new BlockBackendOptions { DataPath = path, MaxQueues = 4 }, imagePath: imagePath);
         byte[] shadow = h.ReadImage();
         var front = await h.ConnectAsync(abi, order, queues);
+        if (expectedEngine is not null)
+            Assert.All(h.Block.Queues, q => Assert.Equal(expectedEngine, q.IoEngineName));
         var rng = new Random(order * 10 + queues + (int)abi * 100 + (int)path * 1000);
         var freePages = new Stack<(uint Frame, uint Gref)>();
         for (int i = 0; i < 6000; i++) freePages.Push(front.AllocateDataPage());
@@ -58,7 +86,7 @@ public sealed class IntegrityTests
                 {
                     int region = PickFreeRegion(rng, busy);
                     if (region < 0) break;
-                    var p = Issue(front, q, nextId, region, rng, freePages, ref reads, ref writes, ref discards, ref flushes);
+                    var p = Issue(front, q, nextId, region, rng, freePages, secureDiscards: imagePath is null, ref reads, ref writes, ref discards, ref flushes);
                     busy[region] = true;
                     pending[q][nextId++] = p;
                     issued[q]++;
@@ -102,7 +130,7 @@ public sealed class IntegrityTests
         return -1;
     }
 
-    private static Pending Issue(TestBlkfront f, int q, ulong id, int region, Random rng, Stack<(uint, uint)> free,
+    private static Pending Issue(TestBlkfront f, int q, ulong id, int region, Random rng, Stack<(uint, uint)> free, bool secureDiscards,
         ref int reads, ref int writes, ref int discards, ref int flushes)
     {
         long regionStart = (long)region * RegionSectors;
@@ -111,7 +139,7 @@ public sealed class IntegrityTests
         {
             long count = rng.Next(1, RegionSectors + 1);
             long sector = regionStart + rng.Next(RegionSectors - (int)count + 1);
-            f.PutDiscard(q, id, (ulong)sector, (ulong)count, rng.Next(2) == 0 ? BlkifDiscardFlags.Secure : (byte)0);
+            f.PutDiscard(q, id, (ulong)sector, (ulong)count, rng.Next(2) == 0 && secureDiscards ? BlkifDiscardFlags.Secure : (byte)0);
             discards++;
             return new Pending { Op = BlkifOp.Discard, Region = region, Sector = sector, Pages = [], DiscardSectors = count };
         }

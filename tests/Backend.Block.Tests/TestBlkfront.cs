@@ -37,7 +37,8 @@ internal sealed class TestBlkfront
     public FrontQueue[] Queues { get; }
     public SimulatedDomain Guest => _guest;
 
-    public static TestBlkfront Create(SimulatedDomain guest, BlkifAbi abi, int order, int queueCount)
+    /// <param name="startIndex">Where SHARED_RING_INIT puts every index (0 on a fresh ring; anything for a ring a restarted worker meets).</param>
+    public static TestBlkfront Create(SimulatedDomain guest, BlkifAbi abi, int order, int queueCount, uint startIndex = 0)
     {
         var queues = new FrontQueue[queueCount];
         int pages = 1 << order;
@@ -51,7 +52,7 @@ internal sealed class TestBlkfront
                     throw new InvalidOperationException("the test frontend needs consecutive frames for a multi-page ring");
             }
             var view = new GuestPages(guest.Memory.View.Address + (nint)frames[0] * PageSize, pages * PageSize);
-            var ring = FrontRing.Initialize(view, BlkifProtocol.Layout(abi));
+            var ring = FrontRing.Initialize(view, BlkifProtocol.Layout(abi), startIndex);
             var refs = new uint[pages];
             for (int i = 0; i < pages; i++)
                 refs[i] = guest.Grants.GrantAccess(SimulatedXenHost.Dom0, frames[i], readOnly: false);

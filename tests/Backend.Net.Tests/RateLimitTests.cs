@@ -20,11 +20,12 @@ public sealed class RateLimitTests
     private const int FrameSize = 1000;
     private const long Window = 100_000; // 100 ms, in microseconds
 
-    private static async Task<(NetHarness H, ManualClock Clock, PacketSocket Capture)> UpAsync(string rate)
+    private static async Task<(NetHarness H, ManualClock Clock, PacketSocket Capture)> UpAsync(string? rate, (ulong, ulong)? defaultRate = null)
     {
         var clock = new ManualClock();
-        var h = await NetHarness.StartAsync(queue: new NetQueueOptions { ClockMicroseconds = clock.Now });
-        await h.Store.WriteAsync(h.BackendPath + "/rate", rate);
+        var h = await NetHarness.StartAsync(queue: new NetQueueOptions { ClockMicroseconds = clock.Now }, defaultRate: defaultRate);
+        if (rate is not null)
+            await h.Store.WriteAsync(h.BackendPath + "/rate", rate);
         await h.BringUpAsync();
         var capture = h.Ns.Inside(() => PacketSocket.Open(h.Net.InterfaceName!));
         return (h, clock, capture);
@@ -94,6 +95,37 @@ public sealed class RateLimitTests
         h.Front.Kick();
         ExpectWindow(h, capture, 2, ref total);
         Assert.Equal(XenBackends.Xenbus.XenbusState.Connected, await h.Device.ReadBackendStateAsync());
+    }
+
+    [Fact]
+    public async Task Without_a_rate_key_the_default_paces_and_a_key_written_later_wins_until_removed()
+    {
+        (ulong, ulong) fallback = (3 * FrameSize, Window);
+        var (h, clock, capture) = await UpAsync(rate: null, defaultRate: fallback);
+        await using var _ = h;
+        using var __ = capture;
+        Assert.Equal(fallback, h.Net.Rate);
+        QueueBurst(h, 12);
+        int total = 0;
+        ExpectWindow(h, capture, 3, ref total);
+
+        // The toolstack's own key overrides the host default (here more generous than it).
+        await h.Store.WriteAsync(h.BackendPath + "/rate", $"{5 * FrameSize},{Window}");
+        await WaitUntilAsync(() => h.Net.Rate == ((ulong)(5 * FrameSize), (ulong)Window));
+        clock.Advance(Window);
+        h.Front.Kick();
+        ExpectWindow(h, capture, 5, ref total);
+
+        // Key removed: the default applies again.
+        await h.Store.RemoveAsync(h.BackendPath + "/rate");
+        await WaitUntilAsync(() => h.Net.Rate == fallback);
+        clock.Advance(Window);
+        h.Front.Kick();
+        ExpectWindow(h, capture, 3, ref total);
+        clock.Advance(Window);
+        h.Front.Kick();
+        ExpectWindow(h, capture, 1, ref total);
+        Assert.Equal(0, h.Stats().TxDrops);
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition)

@@ -10,16 +10,30 @@ internal sealed class CountingGrantMapper(IGrantMapper inner) : IGrantMapper
 {
     private int _maps;
     private long _copied;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<SharedMemory> _mapped = new();
 
     public int Maps => Volatile.Read(ref _maps);
+
+    /// <summary>Mappings handed out and not yet released (a leak shows here).</summary>
+    public int Live => _mapped.Count(m => !m.IsDisposed);
 
     public long CopySegments => Interlocked.Read(ref _copied);
 
     public SharedMemory Map(ushort domid, ReadOnlySpan<uint> refs, bool writable)
     {
         Interlocked.Increment(ref _maps);
-        return inner.Map(domid, refs, writable);
+        var memory = inner.Map(domid, refs, writable);
+        _mapped.Enqueue(memory);
+        return memory;
     }
+
+    public GrantPages MapPages(ushort domid, ReadOnlySpan<uint> refs, bool writable)
+    {
+        Interlocked.Increment(ref _maps);
+        return inner.MapPages(domid, refs, writable);
+    }
+
+    public void UnmapPages(in GrantPages pages) => inner.UnmapPages(pages);
 
     public void Copy(Span<GrantCopySegment> segments)
     {

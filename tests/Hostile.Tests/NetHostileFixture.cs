@@ -17,17 +17,51 @@ namespace XenBackends.Hostile.Tests;
 /// vif-bridge for these tests: the tap goes into the test-made namespace and comes up (no address,
 /// no IPv6: the only frames on it are the ones a test sends), then hotplug-status=connected.
 /// </summary>
-internal sealed class NamespaceVifHotplug(NetNamespace ns) : IHotplugScripts
+internal sealed class NamespaceVifHotplug(NetNamespace ns, Func<string, string?>? bridgeFor = null) : IHotplugScripts
 {
     public async Task RunAsync(HotplugInvocation invocation, XenStoreClient dom0, CancellationToken cancellationToken)
     {
         if (invocation is not { Kind: "vif", Action: "online" })
             return;
         string vif = invocation.Environment["vif"];
-        ns.Adopt(vif);
-        ns.Exec("sysctl", "-qw", $"net/ipv6/conf/{vif}/disable_ipv6=1");
-        ns.Ip("link", "set", vif, "up");
+        Plumb(ns, vif, bridgeFor?.Invoke(vif));
         await dom0.WriteAsync(invocation.BackendPath + "/hotplug-status", "connected", cancellationToken);
+    }
+
+    /// <summary>
+    /// What "online" does to the tap (into the namespace unless already there, onto
+    /// <paramref name="bridge"/> when given, creating it as vif-bridge's setup would, then up); also
+    /// what a re-run of the script does for a re-created tap or a re-created bridge.
+    /// </summary>
+    public static void Plumb(NetNamespace ns, string vif, string? bridge = null)
+    {
+        if (!InNamespace(ns, vif))
+            ns.Adopt(vif);
+        ns.Exec("sysctl", "-qw", $"net/ipv6/conf/{vif}/disable_ipv6=1");
+        if (bridge is not null)
+        {
+            if (!InNamespace(ns, bridge))
+            {
+                ns.Ip("link", "add", bridge, "type", "bridge");
+                ns.Exec("sysctl", "-qw", $"net/ipv6/conf/{bridge}/disable_ipv6=1");
+            }
+            ns.Ip("link", "set", bridge, "up");
+            ns.Ip("link", "set", vif, "master", bridge);
+        }
+        ns.Ip("link", "set", vif, "up");
+    }
+
+    private static bool InNamespace(NetNamespace ns, string name)
+    {
+        try
+        {
+            ns.Ip("link", "show", name);
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 }
 
@@ -49,6 +83,10 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     private readonly ConcurrentDictionary<DevicePath, (NetDevice Device, Task Run)> _devices = new();
     private readonly List<RawNetfront> _raws = [];
     private readonly NetQueueOptions _queue;
+    private readonly TimeSpan _tapRetry;
+    private readonly bool _replumb;
+    private readonly int _maxQueues;
+    private readonly string? _attackerBridge;
     private XenStoreClient _dom0 = null!;
     // The test's own dom0 connection for polling, apart from the backends' and the toolstack's.
     private XenStoreClient _probe = null!;
@@ -56,7 +94,17 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     private Task _discovery = Task.CompletedTask;
     private PacketSocket? _bystanderWire;
 
-    private NetHostileFixture(NetQueueOptions? queue) => _queue = queue ?? new NetQueueOptions();
+    private NetHostileFixture(NetQueueOptions? queue, TimeSpan? tapRetry, bool replumb, int maxQueues, string? attackerBridge)
+    {
+        _attackerBridge = attackerBridge;
+        _maxQueues = maxQueues;
+        _queue = queue ?? new NetQueueOptions();
+        _tapRetry = tapRetry ?? TimeSpan.FromSeconds(1);
+        _replumb = replumb;
+    }
+
+    /// <summary>Re-plumbings of re-created taps done for the backend (the "vif-bridge re-run").</summary>
+    public int Replumbs;
 
     public SimulatedXenHost Host { get; } = new();
     public XenStoreServer XenStore { get; } = new();
@@ -76,12 +124,17 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     public string AttackerVif { get; } = $"xha{Environment.ProcessId % 1_000_000}";
     public string BystanderVif { get; } = $"xhb{Environment.ProcessId % 1_000_000}";
 
-    public static async Task<NetHostileFixture> CreateAsync(NetQueueOptions? queue = null)
+    /// <param name="tapRetry">NetDeviceOptions.TapRetryInterval.</param>
+    /// <param name="replumb">Give the devices a TapRecreated hook that redoes the hotplug plumbing (into the namespace, up).</param>
+    /// <param name="maxQueues">multi-queue-max-queues every vif offers.</param>
+    /// <param name="attackerBridge">Put the attacker's vif on a bridge of that name in the namespace (the hotplug creates it).</param>
+    public static async Task<NetHostileFixture> CreateAsync(NetQueueOptions? queue = null, TimeSpan? tapRetry = null, bool replumb = false, int maxQueues = 1,
+        string? attackerBridge = null)
     {
-        var f = new NetHostileFixture(queue);
+        var f = new NetHostileFixture(queue, tapRetry, replumb, maxQueues, attackerBridge);
         try
         {
-            f.Toolstack = await SimulatedToolstack.StartAsync(f.Host, f.XenStore, new ToolstackOptions { HotplugScripts = new NamespaceVifHotplug(f.Ns) });
+            f.Toolstack = await SimulatedToolstack.StartAsync(f.Host, f.XenStore, new ToolstackOptions { HotplugScripts = new NamespaceVifHotplug(f.Ns, f.BridgeFor) });
             f.Grants = new CountingGrantMapper(f.Host.CreateGrantMapper(0));
             f._dom0 = await XenStoreClient.OpenSocketAsync(f.Toolstack.Dom0SocketPath);
             f._watches = new WatchRouter(f._dom0);
@@ -113,12 +166,47 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     public NetQueueStats AttackerStats => AttackerDevice.Counters[0].Snapshot();
 
     /// <summary>Handshakes a raw attacker netfront and waits until the backend is Connected.</summary>
-    public async Task<RawNetfront> ConnectAttackerAsync(bool split = false, bool ctrl = false)
+    /// <param name="txStart">Where the tx ring's indexes start (near 2^32 to cross the wrap).</param>
+    public async Task<RawNetfront> ConnectAttackerAsync(bool split = false, bool ctrl = false, uint txStart = 0)
     {
-        var raw = await RawNetfront.StartAsync(Attacker, AttackerNic.DevId, split, ctrl);
+        var raw = await RawNetfront.StartAsync(Attacker, AttackerNic.DevId, split, ctrl, txStart: txStart);
         _raws.Add(raw);
         await WaitBackendStateAsync(AttackerNic, XenbusState.Connected);
         return raw;
+    }
+
+    /// <summary>
+    /// A well-formed multi-queue attacker frontend (Backend.Net.Tests' TestNetfront per queue, keys
+    /// under queue-N/, optionally a control ring), connected; the vif must offer at least that many queues.
+    /// </summary>
+    public async Task<(TestNetfront[] Queues, TestCtrlRing? Ctrl)> ConnectMultiQueueAttackerAsync(int queues, bool ctrl)
+    {
+        var dom = Attacker.Domain;
+        string frontend = $"{Attacker.DomainPath}/device/vif/{AttackerNic.DevId}";
+        await using var xs = await Attacker.OpenXenStoreAsync();
+        var fronts = Enumerable.Range(0, queues).Select(_ => new TestNetfront(dom, split: false, txPages: 16, rxPages: 64)).ToArray();
+        var ring = ctrl ? new TestCtrlRing(dom) : null;
+        await xs.WriteAsync(frontend + "/multi-queue-num-queues", queues.ToString(CultureInfo.InvariantCulture));
+        for (int i = 0; i < queues; i++)
+            await fronts[i].WriteKeysAsync(xs, $"{frontend}/queue-{i}", new Dictionary<string, string>());
+        foreach (var (k, v) in new Dictionary<string, string> { ["request-rx-copy"] = "1", ["feature-rx-notify"] = "1", ["feature-sg"] = "1" })
+            await xs.WriteAsync($"{frontend}/{k}", v);
+        if (ring is not null)
+            await ring.WriteKeysAsync(xs, frontend);
+        await xs.WriteAsync(frontend + "/state", "4");
+        await WaitBackendStateAsync(AttackerNic, XenbusState.Connected);
+        return (fronts, ring);
+    }
+
+    /// <summary>The attacker frontend closes (Closed, then Initialising) and the backend follows to InitWait.</summary>
+    public async Task CloseAttackerFrontendAsync()
+    {
+        string frontend = $"{Attacker.DomainPath}/device/vif/{AttackerNic.DevId}";
+        await using var xs = await Attacker.OpenXenStoreAsync();
+        await xs.WriteAsync(frontend + "/state", "6");
+        await WaitBackendStateAsync(AttackerNic, XenbusState.Closed);
+        await xs.WriteAsync(frontend + "/state", "1");
+        await WaitBackendStateAsync(AttackerNic, XenbusState.InitWait);
     }
 
     /// <summary>After a fatal error: Closed, back to Initialising, wait for InitWait, then a fresh raw netfront.</summary>
@@ -231,11 +319,32 @@ internal sealed class NetHostileFixture : IAsyncDisposable
                 OpenEventChannels = () => Host.OpenEventChannels(0),
                 Queue = _queue,
                 Log = Log.Enqueue,
+                TapRetryInterval = _tapRetry,
+                MaxQueues = _maxQueues,
+                TapRecreated = _replumb ? ReplumbAsync : null,
             });
             var lifecycle = new BackendLifecycle(xenbus, device, Log.Enqueue);
             _devices[path] = (device, Task.Run(() => lifecycle.RunAsync(_stop.Token)));
         }
     }
+
+    /// <summary>The bridge a vif's hotplug puts it on (the attacker's only, when asked for).</summary>
+    public string? BridgeFor(string vif) => vif == AttackerVif ? _attackerBridge : null;
+
+    private Task ReplumbAsync(string tap, CancellationToken cancellationToken)
+    {
+        NamespaceVifHotplug.Plumb(Ns, tap, BridgeFor(tap));
+        Interlocked.Increment(ref Replumbs);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Writes a backend key as the toolstack would (dom0), e.g. <c>rate</c>, which the backend watches.</summary>
+    public Task WriteBackendKeyAsync(AttachedDevice nic, string key, string value) =>
+        _probe.WriteAsync($"{nic.BackendPath}/{key}", value);
+
+    /// <summary>The device's xenbus error node, or null.</summary>
+    public Task<string?> ErrorNodeAsync(AttachedDevice nic) =>
+        _probe.TryReadStringAsync($"/local/domain/0/error/{nic.Path.NodeName}/error");
 
     public async ValueTask DisposeAsync()
     {

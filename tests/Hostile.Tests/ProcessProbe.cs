@@ -43,6 +43,36 @@ internal static class ProcessProbe
         return GC.GetTotalMemory(forceFullCollection: true);
     }
 
+    /// <summary>CPU time (user + system) of the whole process, all threads (Environment.CpuUsage).</summary>
+    public static TimeSpan ProcessCpu() => Environment.CpuUsage.TotalTime;
+
+    /// <summary>CPU time of every thread now, keyed "tid name" (for naming the thread that burned CPU).</summary>
+    public static Dictionary<string, TimeSpan> ThreadCpus()
+    {
+        var map = new Dictionary<string, TimeSpan>();
+        foreach (string task in Directory.GetDirectories("/proc/self/task"))
+        {
+            try
+            {
+                string stat = File.ReadAllText(Path.Combine(task, "stat"));
+                string name = stat[(stat.IndexOf('(') + 1)..stat.LastIndexOf(')')];
+                string[] f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                long ticks = long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture);
+                map[$"{Path.GetFileName(task)} {name}"] = TimeSpan.FromMilliseconds(ticks * 10);
+            }
+            catch (IOException)
+            {
+            }
+        }
+        return map;
+    }
+
+    /// <summary>The threads that used the most CPU since <paramref name="before"/>, as text.</summary>
+    public static string TopThreads(Dictionary<string, TimeSpan> before, int count = 5) =>
+        string.Join(", ", ThreadCpus()
+            .Select(kv => (kv.Key, Used: kv.Value - before.GetValueOrDefault(kv.Key)))
+            .OrderByDescending(t => t.Used).Take(count).Select(t => $"{t.Key}: {t.Used.TotalMilliseconds} ms"));
+
     /// <summary>
     /// CPU time (user + system) of the thread whose name is <paramref name="name"/>, from
     /// /proc/self/task/*/stat in clock ticks (USER_HZ = 100 on Linux, i.e. 10 ms). Throws if no such

@@ -165,6 +165,56 @@ public class SaveRestoreTests(ITestOutputHelper output)
         await VerifyAsync(blk, shadow, image);
     }
 
+    /// <summary>
+    /// xl migrate destroys the source only after the destination reported a successful start
+    /// (xl_migrate.c: "Target reports successful startup", then libxl_domain_destroy): the guest
+    /// already runs on the destination's backends while the source's are still attached. The
+    /// source's removal is held in its hotplug script until the guest has done I/O on the
+    /// destination; a toolstack that destroyed the source first would never get there.
+    /// </summary>
+    [Fact]
+    public async Task Migrate_runs_the_guest_on_the_destination_before_the_source_is_destroyed()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var h = await MigrationHost.StartAsync(toolstack: new ToolstackOptions { HotplugScripts = new HoldRemoval("/vbd/40/", release.Task) });
+        string image = h.CreateImage(ImageBytes);
+        await h.Toolstack.CreateDomainAsync(new DomainSpec(40, "guest") { Pages = 16384, GrantEntries = 16384 });
+        var disk = await h.Toolstack.AddDiskAsync(40, new DiskSpec("xvda", image) { Script = "/x" });
+        await using var blk = await SimulatedBlkfront.AttachAsync(h.Toolstack.GetGuest(40), disk.DevId);
+        await blk.WaitConnectedAsync(Connect);
+        byte[] data = new byte[8192];
+        new Random(40).NextBytes(data);
+        Assert.Equal(BlkifRsp.Okay, await blk.WriteAsync(0, data));
+
+        var move = h.Toolstack.SaveRestoreAsync(40, new SaveRestoreSpec(41) { Migrate = true });
+        await blk.WaitUntilAsync(() => blk.IsConnected && blk.NodeName.StartsWith("/local/domain/41/", StringComparison.Ordinal), Connect, "connect on the destination");
+        Assert.Equal(BlkifRsp.Okay, await blk.WriteAsync(16, data));
+        Assert.False(move.IsCompleted);
+        Assert.Equal(40, h.Toolstack.GetGuest(40).Domid); // the source domain still exists
+        Assert.NotNull(await h.Toolstack.Dom0.TryReadStringAsync(disk.BackendPath + "/state"));
+
+        release.SetResult();
+        await move.WaitAsync(Connect);
+        Assert.Throws<KeyNotFoundException>(() => h.Toolstack.GetGuest(40));
+        await WaitUntil(() => !h.IsServing(disk.Path), "the source backend to finish");
+        byte[] back = new byte[8192];
+        Assert.Equal(BlkifRsp.Okay, await blk.ReadAsync(16, back));
+        Assert.Equal(data, back);
+    }
+
+    /// <summary>The stock scripts, except that removing a matching backend waits for a signal.</summary>
+    private sealed class HoldRemoval(string backendPart, Task released) : IHotplugScripts
+    {
+        private readonly DefaultHotplugScripts _default = new();
+
+        public async Task RunAsync(HotplugInvocation invocation, XenBackends.XenStore.XenStoreClient dom0, CancellationToken cancellationToken)
+        {
+            if (invocation.Action == "remove" && invocation.BackendPath.Contains(backendPart, StringComparison.Ordinal))
+                await released.WaitAsync(cancellationToken);
+            await _default.RunAsync(invocation, dom0, cancellationToken);
+        }
+    }
+
     private static async Task VerifyAsync(SimulatedBlkfront blk, byte[] shadow, string image)
     {
         Assert.Equal(BlkifRsp.Okay, await blk.FlushAsync());

@@ -82,7 +82,7 @@ public sealed class ConfigTests
             [
                 "kinds: \"floppy\" is not a kind this build serves (known: vbd, vif, xbecho)",
                 "kinds: \"vbd\" is listed twice",
-                "ioEngine: \"aio\" is not one of auto, io_uring, threads",
+                "ioEngine: \"aio\" is not one of auto, io_uring, threads, inline",
                 "limits.maxQueues: must be 1..64 (got 0)",
                 "limits.maxRingPageOrder: must be 0..4 (got 5)",
                 "limits.maxIndirectSegments: must be 11..4096 (got 8)",

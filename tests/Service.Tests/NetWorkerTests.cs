@@ -131,6 +131,53 @@ public sealed class NetWorkerTests
         Assert.Equal("killed by signal 9", harness.Supervisor.Snapshot().Guests.Single().LastExit);
     }
 
+    [Fact]
+    public async Task A_tap_deleted_under_a_running_vif_worker_is_recreated_and_put_back_on_its_bridge_by_the_same_worker()
+    {
+        using var ns = new NetNamespace();
+        ns.Ip("link", "add", "xbr26", "type", "bridge");
+        ns.Ip("link", "set", "dev", "xbr26", "up");
+        await using var sim = await ToolstackHost.CreateAsync();
+        var worker = SimHost.Worker;
+        var command = new WorkerCommand("ip", ns.Prefix(worker.FileName, [.. worker.PrefixArguments]));
+        await using var harness = await SupervisorHarness.StartAsync(sim.Config("vif"), sim.Spec, command, sim.Dir);
+        var guest = await sim.CreateGuestAsync(26, "net4");
+        var nic = await sim.Toolstack.AddNicAsync(26, new NicSpec { DevId = 0, Bridge = "xbr26", Mtu = 1400 });
+        await using var front = await SimulatedNetfront.AttachAsync(guest, nic.DevId, new NetfrontOptions { MaxQueues = 1 });
+        await harness.StepAsync(() => front.WaitConnectedAsync(TimeSpan.FromSeconds(30)));
+        int pid = harness.Supervisor.WorkerPids()[26];
+        // What vif-bridge did at creation (this toolstack's stand-in plumbs nothing).
+        ns.Ip("link", "set", "vif26.0", "mtu", "1400");
+        ns.Ip("link", "set", "vif26.0", "master", "xbr26");
+        ns.Ip("link", "set", "vif26.0", "up");
+        int oldIndex = LinkIndex(ns, "vif26.0");
+
+        ns.Ip("link", "del", "vif26.0");
+        // The same worker notices, re-creates the tap (a new interface) and redoes vif-bridge's work.
+        await harness.StepAsync(() => Eventually.TrueAsync(() => ns.HasLink("vif26.0") && LinkIndex(ns, "vif26.0") != oldIndex
+            && Link(ns, "vif26.0") is { Up: true, Master: "xbr26", Mtu: 1400 }, "the re-created tap up on bridge xbr26 with mtu 1400"));
+        await Eventually.TrueAsync(() => harness.Log.Lines.Any(l => l.Contains("vif26.0 was deleted under the backend", StringComparison.Ordinal)), "the deletion is logged");
+        var frame = new byte[200];
+        new byte[] { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x16, 0x3e, 0, 26, 0, 0x88, 0xb5 }.CopyTo(frame, 0);
+        long bridgeBefore = ReceivedPackets(ns, "xbr26");
+        await harness.StepAsync(() => Eventually.TrueAsync(async () =>
+        {
+            await front.SendAsync(frame).WaitAsync(TimeSpan.FromSeconds(10));
+            return ReceivedPackets(ns, "xbr26") > bridgeBefore;
+        }, "the guest's frames cross the re-created tap into the bridge"));
+        await harness.StepAsync(() => Eventually.TrueAsync(async () =>
+            await sim.Toolstack.Dom0.TryReadStringAsync("/local/domain/0/error/backend/vif/26/0/error") is null, "the report cleared once re-plumbed"));
+        Assert.Equal("4", await sim.Toolstack.Dom0.TryReadStringAsync(nic.BackendPath + "/state"));
+        Assert.True(Processes.Alive(pid), "the worker died");
+        Assert.Equal(pid, harness.Supervisor.WorkerPids()[26]);
+    }
+
+    private static int LinkIndex(NetNamespace ns, string name)
+    {
+        using var doc = JsonDocument.Parse(ns.Ip("-j", "link", "show", "dev", name));
+        return doc.RootElement[0].GetProperty("ifindex").GetInt32();
+    }
+
     private sealed record LinkView(bool Up, string? Master, int Mtu);
 
     private static LinkView Link(NetNamespace ns, string name)

@@ -52,11 +52,16 @@ internal sealed class SimHost : IAsyncDisposable
         Restart = new RestartConfig { InitialDelayMs = 100, MaxDelayMs = 400, StableAfterMs = 60_000 },
     };
 
-    /// <summary>What libxl does for a new guest with one echo device: domain, introduction, backend and frontend directories.</summary>
-    public async Task<EchoGuest> CreateGuestAsync(ushort domid, string name)
+    /// <summary>
+    /// What libxl does for a new guest with one echo device: domain, introduction, backend and frontend
+    /// directories. Without <paramref name="introduce"/> the nodes come before any introduction, as
+    /// from a toolstack that writes devices first (then <see cref="IntroduceDomain"/>).
+    /// </summary>
+    public async Task<EchoGuest> CreateGuestAsync(ushort domid, string name, bool introduce = true)
     {
         var domain = _host.CreateDomain(domid, pageCount: 16);
-        _xenstored.IntroduceDomain(domid);
+        if (introduce)
+            _xenstored.IntroduceDomain(domid);
         await Dom0.WriteAsync($"/local/domain/{domid}/name", name);
         var guest = new EchoGuest(this, domain, 0);
         await Dom0.WriteAsync(guest.Backend + "/frontend", guest.Frontend);
@@ -67,6 +72,9 @@ internal sealed class SimHost : IAsyncDisposable
         await Dom0.WriteAsync(guest.Frontend + "/state", "1");
         return guest;
     }
+
+    /// <summary>The toolstack's XS_INTRODUCE: fires @introduceDomain.</summary>
+    public void IntroduceDomain(ushort domid) => _xenstored.IntroduceDomain(domid);
 
     /// <summary>xl destroy: the domain dies (@releaseDomain); its memory goes once the backend let go.</summary>
     public void ReleaseDomain(ushort domid) => _xenstored.ReleaseDomain(domid);

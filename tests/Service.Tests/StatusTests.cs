@@ -22,7 +22,19 @@ public sealed class StatusTests
                 Devices =
                 [
                     new DeviceStatus { Kind = "vif", DevId = 0, BackendState = "InitWait", FrontendState = "Initialising" },
-                    new DeviceStatus { Kind = "vbd", DevId = 51712, BackendState = "Connected", FrontendState = "Connected", Counters = new() { ["wr_req"] = 7, ["rd_req"] = 10 } },
+                    new DeviceStatus
+                    {
+                        Kind = "vbd", DevId = 51712, BackendState = "Connected", FrontendState = "Connected", Counters = new() { ["wr_req"] = 7, ["rd_req"] = 10 },
+                        Histograms = new()
+                        {
+                            ["request_latency_seconds"] = new HistogramStatus
+                            {
+                                Buckets = [new() { Le = "0.000001", Count = 0 }, new() { Le = "0.000512", Count = 12 }, new() { Le = "+Inf", Count = 17 }],
+                                Sum = 0.0125,
+                                Count = 17,
+                            },
+                        },
+                    },
                 ],
             },
             new GuestStatus { Domid = 4, Worker = "restarting", Restarts = 3, LastExit = "exit code 1" },
@@ -56,6 +68,14 @@ public sealed class StatusTests
         Assert.Equal(0, await StatusCommand.RunAsync(null, socket, json: true, json, TextWriter.Null, CancellationToken.None));
         Assert.StartsWith("{\"host\":\"simulated\",\"kinds\":[\"vbd\",\"vif\"],\"uptimeSeconds\":42,\"guests\":[{\"domid\":3,\"name\":\"web\\u00221\"", json.ToString(), StringComparison.Ordinal);
         Assert.Contains("\"counters\":{\"wr_req\":7,\"rd_req\":10}", json.ToString(), StringComparison.Ordinal);
+        using var doc = System.Text.Json.JsonDocument.Parse(json.ToString());
+        var devices = doc.RootElement.GetProperty("guests")[0].GetProperty("devices");
+        Assert.False(devices[0].TryGetProperty("histograms", out _), "a vif has no distribution, so no key");
+        var latency = devices[1].GetProperty("histograms").GetProperty("request_latency_seconds");
+        Assert.Equal(new[] { "0.000001", "0.000512", "+Inf" }, latency.GetProperty("buckets").EnumerateArray().Select(b => b.GetProperty("le").GetString() ?? "").ToArray());
+        Assert.Equal(new[] { 0L, 12L, 17L }, latency.GetProperty("buckets").EnumerateArray().Select(b => b.GetProperty("count").GetInt64()).ToArray());
+        Assert.Equal(0.0125, latency.GetProperty("sum").GetDouble());
+        Assert.Equal(17, latency.GetProperty("count").GetInt64());
     }
 
     [Fact]
@@ -76,6 +96,24 @@ public sealed class StatusTests
         Assert.Contains("xen_backends_worker_restarts_total{domid=\"4\",guest=\"\"} 3\n", text, StringComparison.Ordinal);
         Assert.Contains("xen_backends_guests 2\n", text, StringComparison.Ordinal);
         Assert.Single(text.Split('\n'), l => l == "# TYPE xen_backends_wr_req_total counter");
+    }
+
+    [Fact]
+    public void A_device_distribution_is_a_Prometheus_histogram_with_le_last_and_sum_and_count()
+    {
+        string text = PrometheusText.Render(Sample());
+        const string labels = "domid=\"3\",guest=\"web\\\"1\",kind=\"vbd\",devid=\"51712\"";
+        Assert.Contains(
+            "# HELP xen_backends_request_latency_seconds Backend distribution request_latency_seconds.\n" +
+            "# TYPE xen_backends_request_latency_seconds histogram\n" +
+            $"xen_backends_request_latency_seconds_bucket{{{labels},le=\"0.000001\"}} 0\n" +
+            $"xen_backends_request_latency_seconds_bucket{{{labels},le=\"0.000512\"}} 12\n" +
+            $"xen_backends_request_latency_seconds_bucket{{{labels},le=\"+Inf\"}} 17\n" +
+            $"xen_backends_request_latency_seconds_sum{{{labels}}} 0.0125\n" +
+            $"xen_backends_request_latency_seconds_count{{{labels}}} 17\n", text, StringComparison.Ordinal);
+        // The vif has no distribution: no histogram lines for it.
+        Assert.DoesNotContain(text.Split('\n'), l => l.StartsWith("xen_backends_request_latency_seconds", StringComparison.Ordinal) && l.Contains("kind=\"vif\"", StringComparison.Ordinal));
+        Assert.Single(text.Split('\n'), l => l == "# TYPE xen_backends_request_latency_seconds histogram");
     }
 
     [Fact]

@@ -84,6 +84,39 @@ public sealed class SupervisorTests
     }
 
     [Fact]
+    public async Task A_guest_whose_nodes_precede_its_introduction_survives_another_domains_release()
+    {
+        await using var sim = await SimHost.CreateAsync();
+        var leaving = await sim.CreateGuestAsync(12, "leaving");
+        await using var harness = await SupervisorHarness.StartAsync(sim.Config(), sim.Spec, SimHost.Worker, sim.Dir);
+        // Backend and frontend nodes written, domain not introduced yet: XS_IS_DOMAIN_INTRODUCED says F,
+        // exactly as it will for a domain that died.
+        var early = await sim.CreateGuestAsync(13, "early", introduce: false);
+        int earlyPid = 0;
+        await harness.StepAsync(() => Eventually.TrueAsync(() => harness.Supervisor.WorkerPids().TryGetValue(13, out earlyPid), "a worker for the not-yet-introduced domain 13"));
+        int leavingPid = harness.Supervisor.WorkerPids()[12];
+
+        sim.ReleaseDomain(12);
+
+        await harness.StepAsync(() => Eventually.TrueAsync(() => !ProcessAlive(leavingPid), "the released guest's worker exits"));
+        await harness.StepAsync(() => Eventually.TrueAsync(async () => await sim.ReadAsync("/local/domain/0/backend/xbecho/12/0/state") is null, "the released guest's nodes removed"));
+        // The same @releaseDomain round must have left domain 13 alone: same worker, nodes in place,
+        // and once introduced its device connects and is served.
+        Assert.Equal(earlyPid, harness.Supervisor.WorkerPids()[13]);
+        Assert.NotNull(await sim.ReadAsync(early.Backend + "/state"));
+        sim.IntroduceDomain(13);
+        await harness.StepAsync(() => early.ConnectAsync());
+        await early.EchoAsync(1);
+        Assert.Equal(earlyPid, harness.Supervisor.WorkerPids()[13]);
+
+        // Seen introduced, then released: now it is known gone and is reaped.
+        sim.ReleaseDomain(13);
+        await harness.StepAsync(() => Eventually.TrueAsync(() => !ProcessAlive(earlyPid), "the early guest's worker exits once its domain is released"));
+        await Eventually.TrueAsync(async () => await sim.ReadAsync(early.Backend + "/state") is null, "its nodes removed");
+        Assert.False(early.PageMappedByBackend);
+    }
+
+    [Fact]
     public async Task A_worker_that_cannot_run_is_retried_with_backoff_and_the_supervisor_stays_up()
     {
         await using var sim = await SimHost.CreateAsync();

@@ -1,4 +1,5 @@
 using XenBackends.Native;
+using XenBackends.Native.Linux;
 using static XenBackends.SimulatedHost.GrantTableFlags;
 
 namespace XenBackends.SimulatedHost.Tests;
@@ -145,5 +146,74 @@ public sealed class GrantMapTests : IDisposable
     public void Empty_ref_list_is_an_argument_error()
     {
         Assert.Throws<ArgumentException>(() => _mapper.Map(5, [], writable: false));
+    }
+
+    // ---- MapPages/UnmapPages: the allocation-free form the block data path uses per request
+
+    [Fact]
+    public void MapPages_maps_scattered_pages_in_ref_order_pins_them_and_UnmapPages_unpins()
+    {
+        uint[] frames = [9, 2, 14];
+        var refs = new uint[frames.Length];
+        for (int i = 0; i < frames.Length; i++)
+        {
+            _guest.Memory.Page(frames[i]).Fill((byte)(0x60 + i));
+            refs[i] = _guest.Grants.GrantAccess(0, frames[i], readOnly: false);
+        }
+        GrantPages pages = _mapper.MapPages(5, refs, writable: true);
+        Assert.Equal(3, pages.PageCount);
+        Span<byte> view = UnmanagedSpan.FromAddress(pages.Address, pages.Length);
+        for (int i = 0; i < frames.Length; i++)
+            Assert.True(view.Slice(i * 4096, 4096).IndexOfAnyExcept((byte)(0x60 + i)) < 0);
+        view[4096 + 7] = 0xEE;
+        Assert.Equal(0xEE, _guest.Memory.Page(2)[7]);
+        Assert.All(refs, r => Assert.Equal(GTF_permit_access | GTF_reading | GTF_writing, _guest.Grants.ReadEntry(r).Flags));
+        Assert.False(_guest.Grants.EndAccess(refs[0]));
+
+        _mapper.UnmapPages(pages);
+        Assert.All(refs, r => Assert.Equal(GTF_permit_access, _guest.Grants.ReadEntry(r).Flags));
+        Assert.True(_guest.Grants.EndAccess(refs[0]));
+    }
+
+    [Fact]
+    public void MapPages_failing_ref_leaves_no_pin_and_its_record_is_reused()
+    {
+        uint good = _guest.Grants.GrantAccess(0, 1, readOnly: false);
+        uint readOnly = _guest.Grants.GrantAccess(0, 2, readOnly: true);
+        var e = Assert.Throws<GrantException>(() => _mapper.MapPages(5, [good, readOnly], writable: true));
+        Assert.Equal(GrantStatus.GeneralError, e.Status);
+        Assert.Equal(GTF_permit_access, _guest.Grants.ReadEntry(good).Flags);
+        // The pool still works after a failure, for more mappings at once than it started with.
+        var many = new List<GrantPages>();
+        for (int i = 0; i < 40; i++)
+            many.Add(_mapper.MapPages(5, [good], writable: false));
+        Assert.Equal(40, many.Select(p => p.Token).Distinct().Count());
+        foreach (var p in many)
+            _mapper.UnmapPages(p);
+        Assert.True(_guest.Grants.EndAccess(good));
+    }
+
+    [Fact]
+    public void UnmapPages_refuses_a_mapping_it_never_made_or_already_unmapped_and_ignores_the_default()
+    {
+        uint gref = _guest.Grants.GrantAccess(0, 1, readOnly: false);
+        GrantPages pages = _mapper.MapPages(5, [gref], writable: true);
+        Assert.Throws<ArgumentException>(() => _mapper.UnmapPages(pages with { Address = pages.Address + 4096 }));
+        _mapper.UnmapPages(pages);
+        Assert.Throws<ArgumentException>(() => _mapper.UnmapPages(pages));
+        _mapper.UnmapPages(default);
+        Assert.Equal(GTF_permit_access, _guest.Grants.ReadEntry(gref).Flags);
+    }
+
+    [Fact]
+    public void MapPages_allocates_nothing_once_warm()
+    {
+        uint[] refs = [_guest.Grants.GrantAccess(0, 3, readOnly: false), _guest.Grants.GrantAccess(0, 4, readOnly: false)];
+        for (int i = 0; i < 10; i++)
+            _mapper.UnmapPages(_mapper.MapPages(5, refs, writable: true));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+            _mapper.UnmapPages(_mapper.MapPages(5, refs, writable: true));
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 }

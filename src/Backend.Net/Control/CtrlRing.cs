@@ -35,7 +35,13 @@ internal sealed class CtrlRing : IDisposable
         _onFatal = onFatal;
         _ring = BackRing.AttachAtSharedIndexes(memory, NetifRings.Ctrl);
         if (_ring.PollRequests(out _) == RingPoll.Faulted)
+        {
+            // Opened by the field initializers; closed now rather than by a finalizer, since a guest
+            // can retry a bogus ring at will (found by fuzz/ net-ctrl).
+            _stop.Dispose();
+            _poll.Dispose();
             throw new InvalidDataException("the control ring's req_prod is more than a ring size ahead of rsp_prod");
+        }
         _poll.Add(evtchn.PollFd, TokenEvtchn);
         _poll.Add(_stop.Handle.Fd, TokenStop);
         _thread = new Thread(Run) { IsBackground = true, Name = $"netback d{domid} ctrl" };
@@ -44,6 +50,18 @@ internal sealed class CtrlRing : IDisposable
     public CtrlRequestProcessor Processor { get; }
 
     public void Start() => _thread.Start();
+
+    /// <summary>
+    /// Serves the ring once on the caller's thread, for a ring that was never started: the
+    /// coverage-guided fuzz harness (fuzz/) drives the real message handling synchronously. False
+    /// when the ring went fatal.
+    /// </summary>
+    internal bool ServeOnCallerThread()
+    {
+        if ((_thread.ThreadState & System.Threading.ThreadState.Unstarted) == 0)
+            throw new InvalidOperationException("the control thread owns this ring");
+        return Serve();
+    }
 
     private void Run()
     {

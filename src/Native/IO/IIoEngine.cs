@@ -29,4 +29,11 @@ public interface IIoEngine : IDisposable
 
     /// <summary>Blocks until a completion is available or the timeout passes (-1: forever).</summary>
     void WaitForCompletion(int timeoutMilliseconds);
+
+    /// <summary>
+    /// True when every request is finished before <see cref="TryEnqueue"/> returns and
+    /// <see cref="CompletionFd"/> is never signalled: the owner must reap in the same pass instead of
+    /// sleeping on the fd (the inline and null engines).
+    /// </summary>
+    bool CompletesInline => false;
 }

@@ -39,6 +39,22 @@ public sealed unsafe class ImageFile : IDisposable
     /// </summary>
     public bool SupportsNoWaitReads => Syscall.SupportsNoWaitReads(Fd);
 
+    /// <summary>
+    /// The file lives in memory (tmpfs, ramfs: fstatfs magic), so a read or write is a page-cache copy
+    /// that never waits for a device; false for block devices and every disk or network filesystem.
+    /// </summary>
+    public bool IsMemoryResident
+    {
+        get
+        {
+            if (IsBlockDevice)
+                return false;
+            // f_type is __fsword_t: compare the low 32 bits, as statfs(2) advises for portability.
+            uint type = (uint)Syscall.FileSystemType(Fd);
+            return type == (uint)Syscall.TMPFS_MAGIC || type == (uint)Syscall.RAMFS_MAGIC;
+        }
+    }
+
     public long SizeBytes { get; private set; }
 
     public int LogicalSectorSize { get; private set; } = 512;

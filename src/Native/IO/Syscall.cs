@@ -19,6 +19,24 @@ internal static unsafe partial class Syscall
 
     private const int RWF_NOWAIT = 0x08;
 
+    [LibraryImport("libc", EntryPoint = "fstatfs", SetLastError = true)]
+    private static partial int fstatfs(int fd, void* buf);
+
+    // linux/magic.h
+    public const long TMPFS_MAGIC = 0x01021994;
+    public const long RAMFS_MAGIC = unchecked((long)0x858458f6);
+
+    /// <summary>
+    /// f_type of the filesystem holding <paramref name="fd"/> (fstatfs), or 0 when it cannot be read.
+    /// f_type is the first word of struct statfs on every Linux architecture; the buffer is larger
+    /// than the 120-byte x86_64 struct so no layout has to be declared for one field.
+    /// </summary>
+    public static long FileSystemType(int fd)
+    {
+        long* buf = stackalloc long[32];
+        return fstatfs(fd, buf) == 0 ? buf[0] : 0;
+    }
+
     /// <summary>
     /// Whether the file's filesystem can read without blocking (FMODE_NOWAIT): io_uring's test for
     /// doing a read inline. Without it (tmpfs on 6.x) io_uring hands every request to an io-wq thread.

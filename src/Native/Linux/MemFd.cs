@@ -104,7 +104,14 @@ public sealed unsafe class MemFd : IDisposable
     /// anonymous mapping and each run of consecutive pages is placed into it with MAP_FIXED, so a failure
     /// half way leaves nothing behind and no other mapping can ever be clobbered.
     /// </summary>
-    public MappedMemory MapPages(ReadOnlySpan<long> pages, bool writable)
+    public MappedMemory MapPages(ReadOnlySpan<long> pages, bool writable) =>
+        new(MapPagesUnowned(pages, writable), pages.Length * PageSize);
+
+    /// <summary>
+    /// <see cref="MapPages"/> without the owning object, for a caller that maps per request and must
+    /// not allocate; it unmaps with <see cref="Unmap"/> and the same length.
+    /// </summary>
+    public nint MapPagesUnowned(ReadOnlySpan<long> pages, bool writable)
     {
         if (pages.IsEmpty)
             throw new ArgumentException("no pages to map", nameof(pages));
@@ -133,7 +140,14 @@ public sealed unsafe class MemFd : IDisposable
             }
             i += run;
         }
-        return new MappedMemory((nint)reserved, length);
+        return (nint)reserved;
+    }
+
+    /// <summary>Unmaps <paramref name="length"/> bytes at <paramref name="address"/> from <see cref="MapPagesUnowned"/>.</summary>
+    public static void Unmap(nint address, int length)
+    {
+        // munmap of a range we mapped ourselves only fails on a bug; there is nothing useful to do then.
+        _ = LibC.munmap((void*)address, length);
     }
 
     public void Dispose() => Handle.Dispose();

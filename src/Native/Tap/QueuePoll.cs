@@ -31,6 +31,18 @@ public sealed unsafe class QueuePoll : IDisposable
     }
 
     /// <summary>
+    /// Stops watching <paramref name="fd"/>. Needed for a tap fd whose interface was deleted: its poll
+    /// reports EPOLLERR, which epoll delivers whatever events were asked for, so a level-triggered
+    /// watch on it would wake the thread forever.
+    /// </summary>
+    public void Remove(int fd)
+    {
+        var ev = default(epoll_event);
+        if (LibC.epoll_ctl(_epoll.Fd, LibC.EPOLL_CTL_DEL, fd, &ev) != 0 && LibC.errno != LibC.ENOENT)
+            throw LinuxCallException.FromErrno("epoll_ctl(DEL)");
+    }
+
+    /// <summary>
     /// Waits up to <paramref name="timeoutMs"/> (-1: forever) and returns a bit mask of the ready
     /// tokens (tokens are bit numbers 0..63), 0 on timeout.
     /// </summary>

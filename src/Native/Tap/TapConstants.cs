@@ -10,6 +10,8 @@ internal static class TapConstants
     public const int TUNSETVNETHDRSZ = 0x400454d8;
     /// <summary><c>_IOW('T', 217, int)</c>: attach or detach this fd's queue of a multi-queue tap.</summary>
     public const int TUNSETQUEUE = 0x400454d9;
+    /// <summary><c>_IOR('T', 210, unsigned int)</c>: the interface this fd is attached to (EBADFD when none).</summary>
+    public const int TUNGETIFF = unchecked((int)0x800454d2);
     public const int TUNGETFEATURES = unchecked((int)0x800454cf);
 
     public const short IFF_TAP = 0x0002;

@@ -104,6 +104,49 @@ public sealed unsafe class TapDevice : IDisposable
         queue.IsAttached = attached;
     }
 
+    /// <summary>
+    /// True when the interface was deleted under us (`ip link del`): queue 0's fd is no longer attached
+    /// to any interface (TUNGETIFF answers EBADFD).
+    /// </summary>
+    public bool IsGone => !IsBound(_queues[0]);
+
+    private static bool IsBound(TapQueue queue)
+    {
+        byte* ifr = stackalloc byte[TapConstants.IfReqSize];
+        new Span<byte>(ifr, TapConstants.IfReqSize).Clear();
+        return LibC.ioctl(queue.Handle.Fd, TapConstants.TUNGETIFF, ifr) == 0 || LibC.errno != LibC.EBADFD;
+    }
+
+    /// <summary>
+    /// After the interface was deleted: creates it again under the same name, in the calling thread's
+    /// network namespace, on the fds we already hold (a deleted tap leaves them open but detached;
+    /// TUNSETIFF attaches them again), so every poll registration and queue index stays valid. The
+    /// new interface is down and on no bridge, as a fresh one is; the MAC, offloads and active queues
+    /// are the caller's to set again. Throws when the name is taken by an interface we cannot attach to.
+    /// </summary>
+    public void Recreate()
+    {
+        byte* ifr = stackalloc byte[TapConstants.IfReqSize];
+        foreach (var queue in _queues)
+        {
+            // A half-finished earlier attempt may have attached some fds already.
+            if (IsBound(queue))
+                continue;
+            FillIfReq(ifr, Name);
+            *(short*)(ifr + TapConstants.IfNameSize) = _flags;
+            if (LibC.ioctl(queue.Handle.Fd, TapConstants.TUNSETIFF, ifr) != 0)
+                throw LinuxCallException.FromErrno($"ioctl(TUNSETIFF {Name})");
+            if (HasVnetHeader)
+            {
+                // The header size belongs to the device: a new device starts at the default again.
+                int size = VirtioNetHeader.Size;
+                if (LibC.ioctl(queue.Handle.Fd, TapConstants.TUNSETVNETHDRSZ, &size) != 0)
+                    throw LinuxCallException.FromErrno("ioctl(TUNSETVNETHDRSZ)");
+            }
+            queue.IsAttached = true;
+        }
+    }
+
     private static SafeFd Attach(string name, short flags, bool vnetHeader)
     {
         byte[] path = "/dev/net/tun\0"u8.ToArray();

@@ -71,8 +71,10 @@ public sealed unsafe class TapQueue : ITapQueue, IDisposable
         LastErrno = errno;
         if (errno == LibC.EAGAIN)
             return TapIoStatus.WouldBlock;
-        if (errno == LibC.EIO || errno == LibC.EBADFD)
+        if (errno == LibC.EIO)
             return TapIoStatus.LinkDown;
+        if (errno == LibC.EBADFD)
+            return TapIoStatus.Gone;
         if (errno == LibC.EINVAL || errno == LibC.EMSGSIZE || errno == LibC.EFAULT)
             return TapIoStatus.Rejected;
         return TapIoStatus.Failed;

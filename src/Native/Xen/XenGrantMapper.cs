@@ -100,6 +100,41 @@ public sealed class XenGrantMapper : IGrantMapper
     }
 
     /// <summary>
+    /// As <see cref="Map(ushort, ReadOnlySpan{uint}, bool)"/>, including the ownership rule: the pages
+    /// hold a reference on the gntdev handle until <see cref="UnmapPages"/>.
+    /// </summary>
+    public GrantPages MapPages(ushort domid, ReadOnlySpan<uint> refs, bool writable)
+    {
+        CheckPageCount(refs.Length, nameof(refs));
+        nint xgt = AddMappingReference();
+        nint address = _handle.Library.MapDomainGrantRefs(xgt, domid, refs, Protection(writable), out int errno);
+        if (address == 0)
+        {
+            _handle.DangerousRelease();
+            throw XenErrno.GrantFailed("xengnttab_map_domain_grant_refs", errno,
+                $"mapping {refs.Length} grant(s) of domain {domid} {Access(writable)}");
+        }
+        return new GrantPages(address, refs.Length, 0);
+    }
+
+    public void UnmapPages(in GrantPages pages)
+    {
+        if (!pages.IsMapped)
+            return;
+        try
+        {
+            // xengnttab_unmap needs the very count that was mapped.
+            if (_handle.Library.Unmap(_handle.DangerousGetHandle(), pages.Address, (uint)pages.PageCount, out int errno) != 0)
+                throw XenErrno.GrantFailed("xengnttab_unmap", errno,
+                    $"unmapping {pages.PageCount} grant page(s) at 0x{pages.Address:x}");
+        }
+        finally
+        {
+            _handle.DangerousRelease();
+        }
+    }
+
+    /// <summary>
     /// Maps refs granted by different domains (<c>xengnttab_map_grant_refs</c>) into one contiguous
     /// region; <paramref name="domids"/>[i] granted <paramref name="refs"/>[i]. All or nothing.
     /// </summary>

@@ -22,7 +22,7 @@ public static class ConfigValidator
                 errors.Add($"kinds: \"{dup.Key}\" is listed twice");
         }
         if (!TryParseEngine(c.IoEngine, out _))
-            errors.Add($"ioEngine: \"{c.IoEngine}\" is not one of auto, io_uring, threads");
+            errors.Add($"ioEngine: \"{c.IoEngine}\" is not one of auto, io_uring, threads, inline");
         if (c.Limits is null) errors.Add("limits: must be an object");
         else
         {
@@ -62,7 +62,7 @@ public static class ConfigValidator
 
     public static bool TryParseEngine(string? value, out IoEngineKind kind)
     {
-        kind = value switch { "auto" => IoEngineKind.Auto, "io_uring" => IoEngineKind.IoUring, "threads" => IoEngineKind.Threads, _ => (IoEngineKind)(-1) };
+        kind = value switch { "auto" => IoEngineKind.Auto, "io_uring" => IoEngineKind.IoUring, "threads" => IoEngineKind.Threads, "inline" => IoEngineKind.Inline, _ => (IoEngineKind)(-1) };
         return (int)kind >= 0;
     }
 

@@ -12,7 +12,7 @@ public sealed class ServiceConfig
     /// <summary>Backend kinds served: directories under /local/domain/0/backend.</summary>
     public List<string> Kinds { get; set; } = ["vbd", "vif"];
 
-    /// <summary>"auto", "io_uring" or "threads" (XenBackends.Native.IO.IoEngineKind).</summary>
+    /// <summary>"auto", "io_uring", "threads" or "inline" (XenBackends.Native.IO.IoEngineKind; inline only for images in memory).</summary>
     public string IoEngine { get; set; } = "auto";
 
     public LimitsConfig Limits { get; set; } = new();

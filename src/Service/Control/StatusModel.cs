@@ -11,6 +11,26 @@ public sealed class DeviceStatus
     public string FrontendState { get; set; } = "";
     public string? Error { get; set; }
     public Dictionary<string, long> Counters { get; set; } = [];
+
+    /// <summary>Distributions by name, the unit in the name (request_latency_seconds); null when the kind has none.</summary>
+    public Dictionary<string, HistogramStatus>? Histograms { get; set; }
+}
+
+/// <summary>
+/// A distribution in Prometheus histogram terms: cumulative counts of observations at most each upper
+/// bound (<c>le</c>, as Prometheus writes it, the last "+Inf"), their sum, their count.
+/// </summary>
+public sealed class HistogramStatus
+{
+    public List<HistogramBucket> Buckets { get; set; } = [];
+    public double Sum { get; set; }
+    public long Count { get; set; }
+}
+
+public sealed class HistogramBucket
+{
+    public string Le { get; set; } = "";
+    public long Count { get; set; }
 }
 
 /// <summary>What a worker prints on stdout, one JSON object a line, about once a second.</summary>

@@ -1,12 +1,13 @@
 using XenBackends.Backend.Block;
 using XenBackends.Service.Config;
+using XenBackends.Service.Control;
 
 namespace XenBackends.Service.Devices;
 
 /// <summary>backend/vbd served by the user-space blkback, with Linux blkback's statistic names.</summary>
 internal static class BlockKind
 {
-    public static DeviceKind Kind { get; } = new("vbd", Create, Counters);
+    public static DeviceKind Kind { get; } = new("vbd", Create, Counters, Histograms);
 
     private static BlockDevice Create(DeviceContext ctx) =>
         new(ctx.Grants, ctx.Host.OpenEventChannels, Options(ctx.Config, ctx.Qos), ctx.Log);
@@ -24,6 +25,10 @@ internal static class BlockKind
             RateLimiter = IoRateLimiter.Create(qos.DiskIops, qos.DiskBytesPerSecond),
         };
     }
+
+    /// <summary>Time of every request from being taken off the ring to its response (BlockQueue: Accept to Finish).</summary>
+    private static Dictionary<string, HistogramStatus> Histograms(Xenbus.IBackendDevice device) =>
+        new() { ["request_latency_seconds"] = LatencyBuckets.ToStatus(((BlockDevice)device).Statistics.Latency) };
 
     private static IReadOnlyDictionary<string, long> Counters(Xenbus.IBackendDevice device)
     {

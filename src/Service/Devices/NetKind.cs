@@ -10,13 +10,33 @@ internal static class NetKind
 {
     public static DeviceKind Kind { get; } = new("vif", Create, Counters);
 
-    private static ResumableVif Create(DeviceContext ctx) => new(new NetDevice(new NetDeviceOptions
+    private static ResumableVif Create(DeviceContext ctx)
     {
-        Grants = ctx.Grants,
-        OpenEventChannels = ctx.Host.OpenEventChannels,
-        MaxQueues = ctx.Config.Limits.MaxQueues,
-        Log = ctx.Log,
-    }), ctx.Log);
+        ResumableVif? vif = null;
+        var net = new NetDevice(new NetDeviceOptions
+        {
+            Grants = ctx.Grants,
+            OpenEventChannels = ctx.Host.OpenEventChannels,
+            MaxQueues = ctx.Config.Limits.MaxQueues,
+            DefaultRate = DefaultRate(ctx.Qos.VifBytesPerSecond),
+            Log = ctx.Log,
+            // A tap deleted under the device comes back down and unbridged: redo vif-bridge's work.
+            TapRecreated = (tap, ct) => vif!.ReplumbRecreatedAsync(tap, ct),
+        });
+        vif = new ResumableVif(net, ctx.Log);
+        return vif;
+    }
+
+    /// <summary>libxl's default credit window when xl's <c>rate=</c> names no interval (libxl_device_nic: 50 ms).</summary>
+    internal const ulong WindowMicroseconds = 50_000;
+
+    /// <summary>
+    /// vifBytesPerSecond as the rate key's (bytes, usec) pair: per 50 ms window, as libxl converts xl's
+    /// <c>rate=</c>, so the default paces exactly like a toolstack-written key. At least one byte per
+    /// window (a window of 0 bytes would never send anything); 0 per second = unlimited.
+    /// </summary>
+    internal static (ulong Bytes, ulong Microseconds)? DefaultRate(long bytesPerSecond) =>
+        bytesPerSecond <= 0 ? null : (Math.Max(1UL, (ulong)bytesPerSecond / (1_000_000 / WindowMicroseconds)), WindowMicroseconds);
 
     private static IReadOnlyDictionary<string, long> Counters(Xenbus.IBackendDevice device)
     {
@@ -25,6 +45,10 @@ internal static class NetKind
             ["tx_packets"] = 0, ["tx_bytes"] = 0, ["tx_drops"] = 0, ["tx_errors"] = 0,
             ["rx_packets"] = 0, ["rx_bytes"] = 0, ["rx_drops"] = 0, ["rx_errors"] = 0,
             ["fatal_resets"] = 0, ["rx_stalls"] = 0,
+            // The tap deleted under the device, re-created by it, and its bridge lost (NetDevice's tap fault report).
+            ["tap_losses"] = ((ResumableVif)device).Inner.TapLosses,
+            ["tap_recreations"] = ((ResumableVif)device).Inner.TapRecreations,
+            ["bridge_losses"] = ((ResumableVif)device).Inner.BridgeLosses,
         };
         foreach (var q in ((ResumableVif)device).Inner.Counters)
         {

@@ -16,6 +16,7 @@ internal sealed class ResumableVif : IBackendDevice
     private readonly VifPlumbing.ILinks _links;
     private readonly Action<string> _log;
     private VifPlumbing? _plan;
+    private XenbusDevice? _device;
     private string? _problem;
     private CancellationTokenSource? _reporterStop;
     private Task? _reporter;
@@ -31,6 +32,7 @@ internal sealed class ResumableVif : IBackendDevice
 
     public async Task PrepareAsync(XenbusDevice device, CancellationToken cancellationToken)
     {
+        _device = device;
         // Read before the tap exists and before InitWait: only then does "connected" prove the script
         // ran for an earlier tap (libxl runs it after InitWait).
         string? hotplug = await device.ReadBackendAsync("hotplug-status", cancellationToken).ConfigureAwait(false);
@@ -41,7 +43,22 @@ internal sealed class ResumableVif : IBackendDevice
             await device.ReadBackendAsync("script", cancellationToken).ConfigureAwait(false),
             await device.ReadBackendAsync("bridge", cancellationToken).ConfigureAwait(false),
             await device.ReadBackendAsync("mtu", cancellationToken).ConfigureAwait(false));
-        await PlumbAsync(device, cancellationToken).ConfigureAwait(false);
+        await PlumbAsync(device, "after a worker restart", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The NetDevice re-created its tap after it was deleted under it (NetDeviceOptions.TapRecreated):
+    /// the toolstack will not run vif-bridge again, so redo its work for the new tap, exactly as for a
+    /// tap re-created by a restarted worker; what cannot be done stays reported in the error node.
+    /// </summary>
+    public async Task ReplumbRecreatedAsync(string tap, CancellationToken cancellationToken)
+    {
+        var device = _device ?? throw new InvalidOperationException("a tap is re-created only after prepare");
+        _plan = VifPlumbing.ForResume("connected",
+            await device.ReadBackendAsync("script", cancellationToken).ConfigureAwait(false),
+            await device.ReadBackendAsync("bridge", cancellationToken).ConfigureAwait(false),
+            await device.ReadBackendAsync("mtu", cancellationToken).ConfigureAwait(false));
+        await PlumbAsync(device, $"after {tap} was deleted under the backend", cancellationToken).ConfigureAwait(false);
     }
 
     public Task<bool> IsReadyToConnectAsync(XenbusDevice device, CancellationToken cancellationToken) =>
@@ -52,13 +69,13 @@ internal sealed class ResumableVif : IBackendDevice
         // A guest reconnecting is the next moment anything happens to this device: if the administrator
         // has created the missing bridge since, this is where the vif finally joins it.
         if (_problem is not null)
-            await PlumbAsync(device, cancellationToken).ConfigureAwait(false);
+            await PlumbAsync(device, "at a guest reconnect", cancellationToken).ConfigureAwait(false);
         await Inner.ConnectAsync(device, cancellationToken).ConfigureAwait(false);
     }
 
     public Task DisconnectAsync(CancellationToken cancellationToken) => Inner.DisconnectAsync(cancellationToken);
 
-    private async Task PlumbAsync(XenbusDevice device, CancellationToken cancellationToken)
+    private async Task PlumbAsync(XenbusDevice device, string why, CancellationToken cancellationToken)
     {
         string tap = Inner.InterfaceName ?? throw new InvalidOperationException("the tap exists once prepared");
         var problems = _plan!.Apply(tap, _links);
@@ -66,10 +83,10 @@ internal sealed class ResumableVif : IBackendDevice
         if (problems.Count == 0)
         {
             _problem = null;
-            _log($"{device.Path}: resumed: {tap} up{(_plan.Bridge is null ? "" : $" on bridge {_plan.Bridge}")}{(_plan.Mtu is { } m ? $", mtu {m}" : "")} (what vif-bridge did for the previous tap)");
+            _log($"{device.Path}: re-plumbed {why}: {tap} up{(_plan.Bridge is null ? "" : $" on bridge {_plan.Bridge}")}{(_plan.Mtu is { } m ? $", mtu {m}" : "")} (what vif-bridge did for the previous tap)");
             return;
         }
-        _problem = $"resumed {tap} after a worker restart: " + string.Join("; ", problems);
+        _problem = $"re-plumbed {tap} {why}: " + string.Join("; ", problems);
         _log($"{device.Path}: {_problem}");
         _reporterStop = new CancellationTokenSource();
         _reporter = KeepReportedAsync(device, _problem, _reporterStop.Token);

@@ -6,7 +6,9 @@ namespace XenBackends.Service.Metrics;
 
 /// <summary>
 /// The Prometheus text exposition format (version 0.0.4) of a status snapshot: one counter family per
-/// backend counter name (xen_backends_&lt;name&gt;_total), labelled by guest and device, plus worker restarts.
+/// backend counter name (xen_backends_&lt;name&gt;_total), labelled by guest and device, plus worker restarts,
+/// and one histogram family per device distribution (xen_backends_&lt;name&gt;: _bucket with cumulative
+/// counts per le, _sum, _count; the unit is part of the name, e.g. request_latency_seconds).
 /// </summary>
 public static class PrometheusText
 {
@@ -30,6 +32,22 @@ public static class PrometheusText
             foreach (var (g, d) in Devices(s))
                 if (d.Counters.TryGetValue(family, out long value))
                     text.Append(CultureInfo.InvariantCulture, $"{name}{Labels(g, d)} {value}\n");
+        }
+        foreach (var family in Devices(s).SelectMany(x => x.Device.Histograms?.Keys ?? Enumerable.Empty<string>()).Distinct().Order(StringComparer.Ordinal))
+        {
+            string name = "xen_backends_" + Sanitize(family);
+            text.Append(CultureInfo.InvariantCulture, $"# HELP {name} Backend distribution {family}.\n# TYPE {name} histogram\n");
+            foreach (var (g, d) in Devices(s))
+            {
+                if (d.Histograms is null || !d.Histograms.TryGetValue(family, out var h)) continue;
+                string labels = Labels(g, d);
+                // le goes last among the device's labels, as client libraries write it.
+                string prefix = labels[..^1] + ",le=\"";
+                foreach (var b in h.Buckets)
+                    text.Append(CultureInfo.InvariantCulture, $"{name}_bucket{prefix}{Escape(b.Le)}\"}} {b.Count}\n");
+                text.Append(CultureInfo.InvariantCulture, $"{name}_sum{labels} {h.Sum:R}\n");
+                text.Append(CultureInfo.InvariantCulture, $"{name}_count{labels} {h.Count}\n");
+            }
         }
         return text.ToString();
     }

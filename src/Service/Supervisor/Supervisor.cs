@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using XenBackends.Service.Config;
 using XenBackends.Service.Control;
@@ -10,8 +11,9 @@ namespace XenBackends.Service.Supervisor;
 
 /// <summary>
 /// The `serve` process. Watches backend/&lt;kind&gt; for every configured kind, keeps exactly one worker
-/// process per guest that has devices, restarts crashed workers with backoff, and when @releaseDomain
-/// says a guest is gone stops its worker and removes what is left of its backend nodes. It touches no
+/// process per guest that has devices, restarts crashed workers with backoff, and when a guest it saw
+/// introduced is no longer (@releaseDomain) stops its worker and removes what is left of its backend
+/// nodes. It touches no
 /// grant or event channel itself: everything a guest can influence lives in that guest's worker.
 /// </summary>
 public sealed class Supervisor : IAsyncDisposable
@@ -30,6 +32,12 @@ public sealed class Supervisor : IAsyncDisposable
     private readonly Lock _lock = new();
     private readonly Dictionary<uint, GuestEntry> _guests = [];
     private readonly HashSet<uint> _released = [];
+    // Domains seen introduced (XS_IS_DOMAIN_INTRODUCED answered T). Only these can be known gone: a
+    // domain whose backend nodes were written before its introduction also answers F, and reaping it
+    // would delete a guest that is still being built.
+    private readonly HashSet<uint> _seenIntroduced = [];
+    private readonly Channel<bool> _domainsChanged = Channel.CreateBounded<bool>(
+        new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
     private readonly List<Task> _stopping = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly DateTime _started;
@@ -72,7 +80,8 @@ public sealed class Supervisor : IAsyncDisposable
         var discovery = new BackendDiscovery(_watches, 0, _config.Kinds);
         ApplyDevices(await discovery.ScanAsync(cancellationToken).ConfigureAwait(false));
         var released = await _watches.SubscribeAsync("@releaseDomain", cancellationToken).ConfigureAwait(false);
-        _run = RunAsync(discovery, released, _stop.Token);
+        var introduced = await _watches.SubscribeAsync("@introduceDomain", cancellationToken).ConfigureAwait(false);
+        _run = RunAsync(discovery, released, introduced, _stop.Token);
         _notifier.Notify("READY=1\nSTATUS=" + StatusLine());
         _logger.LogInformation("supervising kinds {Kinds} on {Host}", string.Join(",", _config.Kinds), _host.IsSimulated ? "the simulated host" : "Xen");
     }
@@ -92,13 +101,13 @@ public sealed class Supervisor : IAsyncDisposable
         }
     }
 
-    private async Task RunAsync(BackendDiscovery discovery, WatchSubscription released, CancellationToken cancellationToken)
+    private async Task RunAsync(BackendDiscovery discovery, WatchSubscription released, WatchSubscription introduced, CancellationToken cancellationToken)
     {
         await Task.Yield();
         var tasks = new[]
         {
             discovery.RunAsync(set => { ApplyDevices(set); return Task.CompletedTask; }, cancellationToken),
-            ReapLoopAsync(released, cancellationToken),
+            DomainLoopAsync(released, introduced, cancellationToken),
             TickLoopAsync(cancellationToken),
         };
         try
@@ -117,6 +126,7 @@ public sealed class Supervisor : IAsyncDisposable
         finally
         {
             await released.DisposeAsync().ConfigureAwait(false);
+            await introduced.DisposeAsync().ConfigureAwait(false);
         }
     }
 
@@ -124,9 +134,13 @@ public sealed class Supervisor : IAsyncDisposable
     {
         lock (_lock)
         {
-            _desired = devices.Select(d => d.FrontendDomId).ToHashSet();
+            var desired = devices.Select(d => d.FrontendDomId).ToHashSet();
+            bool newcomers = !desired.IsSubsetOf(_desired);
+            _desired = desired;
             _released.IntersectWith(_desired);
             Reconcile();
+            // A new guest may already be introduced and never fire @introduceDomain again: look now.
+            if (newcomers) _domainsChanged.Writer.TryWrite(true);
         }
     }
 
@@ -224,18 +238,39 @@ public sealed class Supervisor : IAsyncDisposable
         _stopping.RemoveAll(t => t.IsCompleted);
     }
 
-    private async Task ReapLoopAsync(WatchSubscription released, CancellationToken cancellationToken)
+    /// <summary>
+    /// Learns which guests are introduced and reaps those that were and no longer are. Xenstore offers
+    /// no domain list to dom0, only the @introduceDomain/@releaseDomain watches (fired without saying
+    /// which domain) and XS_IS_DOMAIN_INTRODUCED, which answers F both for a domain that died and for
+    /// one the toolstack has not introduced yet (docs/misc/xenstore.txt; C xenstored's
+    /// find_domain_by_domid skips non-introduced domains). So "gone" means: seen introduced, now not.
+    /// </summary>
+    private async Task DomainLoopAsync(WatchSubscription released, WatchSubscription introduced, CancellationToken cancellationToken)
     {
         while (true)
         {
-            await released.WhenChangedAsync(cancellationToken).ConfigureAwait(false);
+            await Task.WhenAny(
+                released.WhenChangedAsync(cancellationToken),
+                introduced.WhenChangedAsync(cancellationToken),
+                _domainsChanged.Reader.WaitToReadAsync(cancellationToken).AsTask()).Unwrap().ConfigureAwait(false);
+            // Consume before asking, so a change while we ask is seen by the next round.
             released.TryConsume();
+            introduced.TryConsume();
+            _domainsChanged.Reader.TryRead(out _);
             uint[] candidates;
-            lock (_lock) candidates = _guests.Keys.ToArray();
+            lock (_lock) candidates = _guests.Keys.Concat(_desired).Concat(_seenIntroduced).Distinct().ToArray();
             foreach (uint domid in candidates)
             {
-                if (await _store!.IsDomainIntroducedAsync(domid, cancellationToken).ConfigureAwait(false)) continue;
-                await ReapAsync(domid, cancellationToken).ConfigureAwait(false);
+                bool isIntroduced = await _store!.IsDomainIntroducedAsync(domid, cancellationToken).ConfigureAwait(false);
+                bool gone;
+                lock (_lock)
+                {
+                    gone = !isIntroduced && _seenIntroduced.Remove(domid);
+                    if (isIntroduced) _seenIntroduced.Add(domid);
+                    gone &= _guests.ContainsKey(domid) || _desired.Contains(domid);
+                }
+                if (gone)
+                    await ReapAsync(domid, cancellationToken).ConfigureAwait(false);
             }
         }
     }

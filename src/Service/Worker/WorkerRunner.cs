@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using XenBackends.Native.Linux;
 using XenBackends.Service.Control;
 using XenBackends.Service.Devices;
 using XenBackends.Service.Hosting;
@@ -18,6 +19,7 @@ public static class WorkerRunner
 {
     public const int ExitHostUnavailable = 3;
     public const int ExitXenStoreLost = 4;
+    public const int ExitPrivileges = 5;
 
     public static async Task<int> RunAsync(WorkerOptions options, TextWriter report, TextWriter log, CancellationToken cancellationToken)
     {
@@ -49,6 +51,18 @@ public static class WorkerRunner
             return ExitHostUnavailable;
         }
         await using var storeLease = store;
+        // From here on the worker parses what its guest writes: before that, give up for good whatever it
+        // does not need (it cannot regain it), so a guest that subverted it gets as little as possible.
+        try
+        {
+            ulong kept = ProcessPrivileges.Restrict(WorkerPrivileges.For(options.Config.Kinds));
+            Log($"domain {options.Domid}: no_new_privs set, capabilities kept: {WorkerPrivileges.Describe(kept)}");
+        }
+        catch (LinuxCallException e)
+        {
+            Log($"domain {options.Domid}: cannot reduce the worker's privileges ({e.Message}); refusing to serve the guest with more than it needs");
+            return ExitPrivileges;
+        }
         await using var watches = new WatchRouter(store);
         string? name = await store.TryReadStringAsync($"/local/domain/{options.Domid}/name", cancellationToken).ConfigureAwait(false);
         var qos = name is not null && options.Config.Qos.Guests.TryGetValue(name, out var own) ? own : options.Config.Qos.Defaults;
@@ -57,7 +71,7 @@ public static class WorkerRunner
         if (qos.DiskIops != 0 || qos.DiskBytesPerSecond != 0)
             Log($"domain {options.Domid}: disk QoS per disk: {(qos.DiskIops == 0 ? "unlimited" : qos.DiskIops.ToString(CultureInfo.InvariantCulture))} IOPS, {(qos.DiskBytesPerSecond == 0 ? "unlimited" : qos.DiskBytesPerSecond.ToString(CultureInfo.InvariantCulture))} bytes/s");
         if (qos.VifBytesPerSecond != 0)
-            Log($"domain {options.Domid}: vifBytesPerSecond is configured but this build's network backend does not enforce it yet");
+            Log($"domain {options.Domid}: vif TX default {qos.VifBytesPerSecond.ToString(CultureInfo.InvariantCulture)} bytes/s for vifs without a rate key");
         var devices = new GuestDevices(watches, kind => kind.Create(context), Log);
         var discovery = new BackendDiscovery(watches, 0, options.Config.Kinds);
         Log($"serving domain {options.Domid}{(name is null ? "" : $" ({name})")} on {host.Kind} host, kinds {string.Join(",", options.Config.Kinds)}");
@@ -107,6 +121,7 @@ public static class WorkerRunner
                     // The device is being torn down; report what we have.
                 }
                 foreach (var (key, value) in kind.Counters(device)) status.Counters[key] = value;
+                status.Histograms = kind.Histograms?.Invoke(device);
                 line.Devices.Add(status);
             }
             report.WriteLine(JsonSerializer.Serialize(line, StatusJsonContext.Default.WorkerReport));

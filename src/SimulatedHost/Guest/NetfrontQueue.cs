@@ -29,9 +29,14 @@ internal sealed class NetfrontQueue
     private bool _rxInFrame;
     private bool _rxExtrasPending;
     private bool _stopped;
+    // What a frame gets when it meets a stopped queue: ERROR after a teardown, DROPPED after a
+    // freeze (Linux drops it silently). The token wakes senders waiting for ring space.
+    private short _stopStatus = NetifRsp.Error;
+    private readonly CancellationTokenSource _stopping = new();
 
-    private NetfrontQueue(SimulatedDomain domain, SimulatedEventChannels events, ushort backendDomid, int index, bool split, int rxTarget, ChannelWriter<ReceivedFrame> received)
+    private NetfrontQueue(SimulatedDomain domain, SimulatedEventChannels events, ushort backendDomid, int index, bool split, int rxTarget, ChannelWriter<ReceivedFrame> received, int generation)
     {
+        Generation = generation;
         _domain = domain;
         _events = events;
         _backendDomid = backendDomid;
@@ -62,10 +67,13 @@ internal sealed class NetfrontQueue
     public uint RxPort { get; }
     public FrontRing Tx { get; }
     public FrontRing Rx { get; }
-    public long TxPackets, TxBytes, TxErrors, RxPackets, RxBytes, RxErrors;
+    public long TxPackets, TxBytes, TxErrors, TxDropped, RxPackets, RxBytes, RxErrors;
 
-    public static NetfrontQueue Setup(SimulatedDomain domain, SimulatedEventChannels events, ushort backendDomid, int index, bool split, int rxTarget, ChannelWriter<ReceivedFrame> received) =>
-        new(domain, events, backendDomid, index, split, rxTarget, received);
+    /// <summary>Which connection of the frontend made this queue (1 = the first; each resume or reconnect adds one).</summary>
+    public int Generation { get; }
+
+    public static NetfrontQueue Setup(SimulatedDomain domain, SimulatedEventChannels events, ushort backendDomid, int index, bool split, int rxTarget, ChannelWriter<ReceivedFrame> received, int generation = 1) =>
+        new(domain, events, backendDomid, index, split, rxTarget, received, generation);
 
     /// <summary>xennet_alloc_rx_buffers: posts a receive page in every free slot up to the target, then kicks.</summary>
     public void FillRx()
@@ -102,8 +110,18 @@ internal sealed class NetfrontQueue
         int slotSize = Math.Clamp(options.SlotSize, 1, 4096);
         int nslots = Math.Max(1, (frame.Length + slotSize - 1) / slotSize);
         int needed = nslots + (options.Gso is null ? 0 : 1);
-        for (int i = 0; i < needed; i++)
-            await _txSpace.WaitAsync(ct).ConfigureAwait(false);
+        int acquired = 0;
+        try
+        {
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct, _stopping.Token);
+            for (; acquired < needed; acquired++)
+                await _txSpace.WaitAsync(wait.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            if (acquired > 0) _txSpace.Release(acquired);
+            return Stopped();
+        }
         var done = new FrameCompletion(nslots, frame.Length, this);
         bool notify;
         lock (_txLock)
@@ -111,7 +129,7 @@ internal sealed class NetfrontQueue
             if (_stopped)
             {
                 _txSpace.Release(needed);
-                return NetifRsp.Error;
+                return Stopped();
             }
             for (int s = 0; s < nslots; s++)
             {
@@ -140,6 +158,14 @@ internal sealed class NetfrontQueue
         }
         if (notify) _events.Notify(TxPort);
         return await done.Task.ConfigureAwait(false);
+    }
+
+    private short Stopped()
+    {
+        short status = Volatile.Read(ref _stopStatus);
+        if (status == NetifRsp.Dropped) Interlocked.Increment(ref TxDropped);
+        else Interlocked.Increment(ref TxErrors);
+        return status;
     }
 
     /// <summary>xennet_tx_buf_gc: every response frees its slot; NETIF_RSP_NULL answers an extra.</summary>
@@ -197,6 +223,10 @@ internal sealed class NetfrontQueue
                     }
                     if (Rx.TryConsumeResponse(out NetifRxResponse rsp) != RingRead.Item) break;
                     var page = _rxBuffers[idx] ?? throw new InvalidDataException($"rx response in slot {idx}, which has no buffer posted");
+                    // netback answers each rx request in its own slot with its id: any other id names
+                    // a buffer this ring never posted (a stale one from before a resume, say).
+                    if (rsp.Id != idx)
+                        throw new InvalidDataException($"rx response in slot {idx} carries id {rsp.Id}, not the id this ring posted there");
                     if (rsp.Status < 0 || rsp.Offset + rsp.Status > 4096)
                     {
                         RxErrors++;
@@ -237,7 +267,7 @@ internal sealed class NetfrontQueue
         }
         RxPackets++;
         RxBytes += total;
-        _received.TryWrite(new ReceivedFrame(data, _rxFlags, _rxPartial.Count, _rxGso, _index));
+        _received.TryWrite(new ReceivedFrame(data, _rxFlags, _rxPartial.Count, _rxGso, _index) { Generation = Generation });
         ResetRx();
     }
 
@@ -249,6 +279,30 @@ internal sealed class NetfrontQueue
         _rxInFrame = false;
         _rxExtrasPending = false;
         _rxPendingDeliver = false;
+    }
+
+    /// <summary>
+    /// The guest freezes for a save or migration: nothing on either ring is consumed or produced
+    /// any more. The tx frames in flight are handed back to be dropped when the guest resumes
+    /// (netfront_resume -> xennet_release_tx_bufs frees them; the stack never hears of them, TCP
+    /// retransmits). Ports and grants are left alone: they belong to the old domain, which is
+    /// destroyed with everything granted from it, so nothing here ends access to them.
+    /// </summary>
+    public IReadOnlyList<Action> Freeze()
+    {
+        List<TxSlot> orphans;
+        lock (_txLock)
+            lock (_rxLock)
+            {
+                if (_stopped) return [];
+                _stopped = true;
+                _stopStatus = NetifRsp.Dropped;
+                orphans = [.. _txShadow.OfType<TxSlot>()];
+                Array.Clear(_txShadow);
+                ResetRx(); // a frame half-received from the old backend is never delivered
+            }
+        _stopping.Cancel();
+        return [.. orphans.Select(slot => (Action)(() => slot.Frame.SlotDone(NetifRsp.Dropped)))];
     }
 
     /// <summary>xennet_disconnect_backend: fails frames in flight, closes ports, ends every grant.</summary>
@@ -263,6 +317,7 @@ internal sealed class NetfrontQueue
                 orphans = [.. _txShadow.OfType<TxSlot>()];
                 Array.Clear(_txShadow);
             }
+        _stopping.Cancel();
         foreach (var slot in orphans)
             slot.Frame.SlotDone(NetifRsp.Error);
         foreach (uint port in RxPort == TxPort ? new[] { TxPort } : new[] { TxPort, RxPort })
@@ -295,6 +350,10 @@ internal sealed class NetfrontQueue
             {
                 Interlocked.Increment(ref queue.TxPackets);
                 Interlocked.Add(ref queue.TxBytes, bytes);
+            }
+            else if (_status == NetifRsp.Dropped)
+            {
+                Interlocked.Increment(ref queue.TxDropped);
             }
             else
             {

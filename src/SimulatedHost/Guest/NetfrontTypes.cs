@@ -30,7 +30,23 @@ public sealed record NetfrontSendOptions
 }
 
 /// <summary>A frame the backend delivered, with its NETRXF flags and any GSO extra.</summary>
-public sealed record ReceivedFrame(byte[] Data, ushort Flags, int Slots, (byte Type, ushort Size)? Gso, int Queue);
+public sealed record ReceivedFrame(byte[] Data, ushort Flags, int Slots, (byte Type, ushort Size)? Gso, int Queue)
+{
+    /// <summary>The connection whose rx ring delivered it (see <see cref="SimulatedNetfront.Generation"/>).</summary>
+    public int Generation { get; init; }
+}
 
 /// <summary>Packet counters, as netfront's per-queue stats summed.</summary>
-public readonly record struct NetfrontCounters(long TxPackets, long TxBytes, long TxErrors, long RxPackets, long RxBytes, long RxErrors);
+/// <remarks>
+/// Like the netdev's stats in Linux (kept in netfront_info, not in the queues), they survive the
+/// queues being re-created on resume or reconnect.
+/// </remarks>
+public readonly record struct NetfrontCounters(long TxPackets, long TxBytes, long TxErrors, long RxPackets, long RxBytes, long RxErrors)
+{
+    /// <summary>Tx frames in flight at a suspend, freed unanswered on resume as xennet_release_tx_bufs does.</summary>
+    public long TxDropped { get; init; }
+
+    public static NetfrontCounters operator +(NetfrontCounters a, NetfrontCounters b) =>
+        new(a.TxPackets + b.TxPackets, a.TxBytes + b.TxBytes, a.TxErrors + b.TxErrors, a.RxPackets + b.RxPackets, a.RxBytes + b.RxBytes, a.RxErrors + b.RxErrors)
+        { TxDropped = a.TxDropped + b.TxDropped };
+}

@@ -15,9 +15,16 @@ namespace XenBackends.SimulatedHost.Guest;
 public sealed class SimulatedNetfront : XenbusFrontend
 {
     private readonly NetfrontOptions _options;
-    private readonly SimulatedEventChannels _events;
+    private SimulatedEventChannels _events;
     private readonly Channel<ReceivedFrame> _received = Channel.CreateUnbounded<ReceivedFrame>();
     private NetfrontQueue[] _queues = [];
+    // Frozen by a suspend, freed on resume; their counters move to _retired then.
+    private NetfrontQueue[] _frozen = [];
+    private NetfrontCounters _retired;
+    private int _generation;
+    // netif_device_detach between a suspend and xennet_connect: senders wait here, as frames wait
+    // in the qdisc of a detached Linux netdev, instead of failing.
+    private volatile TaskCompletionSource _attached = Attached();
     private Task _eventLoop = Task.CompletedTask;
     private CancellationTokenSource? _eventStop;
     private int _nextQueue;
@@ -67,12 +74,37 @@ public sealed class SimulatedNetfront : XenbusFrontend
 
     public Task WaitConnectedAsync(TimeSpan timeout) => WaitUntilAsync(() => IsConnected, timeout, "connect");
 
+    /// <summary>Totals since attach, across every connection (resumes and reconnects re-create the queues).</summary>
     public NetfrontCounters Counters
     {
         get
         {
-            var qs = _queues;
-            return new NetfrontCounters(qs.Sum(q => q.TxPackets), qs.Sum(q => q.TxBytes), qs.Sum(q => q.TxErrors), qs.Sum(q => q.RxPackets), qs.Sum(q => q.RxBytes), qs.Sum(q => q.RxErrors));
+            lock (_countersLock)
+                return _retired + Sum(_queues) + Sum(_frozen);
+        }
+    }
+
+    /// <summary>The current connection: 1 after the first connect, one more for every later one (resume, reconnect).</summary>
+    public int Generation => Volatile.Read(ref _generation);
+
+    /// <summary>How many times the driver resumed in a new domain (netfront_resume).</summary>
+    public int Resumes { get; private set; }
+
+    private readonly Lock _countersLock = new();
+
+    private static NetfrontCounters Sum(NetfrontQueue[] qs) =>
+        new(qs.Sum(q => Interlocked.Read(ref q.TxPackets)), qs.Sum(q => Interlocked.Read(ref q.TxBytes)), qs.Sum(q => Interlocked.Read(ref q.TxErrors)),
+            qs.Sum(q => q.RxPackets), qs.Sum(q => q.RxBytes), qs.Sum(q => q.RxErrors))
+        { TxDropped = qs.Sum(q => Interlocked.Read(ref q.TxDropped)) };
+
+    /// <summary>Drops queues that will never be used again, keeping what they counted.</summary>
+    private void Retire(NetfrontQueue[] queues)
+    {
+        lock (_countersLock)
+        {
+            _retired += Sum(queues);
+            if (queues == _queues) _queues = [];
+            if (queues == _frozen) _frozen = [];
         }
     }
 
@@ -113,6 +145,8 @@ public sealed class SimulatedNetfront : XenbusFrontend
             q.CollectTx();
             q.FillRx();
         }
+        // xennet_connect: netif_device_attach, carrier on; frames held while detached go out now.
+        _attached.TrySetResult();
     }
 
     private async Task TalkToNetbackAsync(CancellationToken ct)
@@ -125,9 +159,11 @@ public sealed class SimulatedNetfront : XenbusFrontend
         Mac = await Xs.ReadStringAsync(NodeName + "/mac", ct).ConfigureAwait(false);
 
         FreeQueues();
-        _queues = new NetfrontQueue[numQueues];
+        int generation = Interlocked.Increment(ref _generation);
+        var queues = new NetfrontQueue[numQueues];
         for (int i = 0; i < numQueues; i++)
-            _queues[i] = NetfrontQueue.Setup(Guest.Domain, _events, OtherEndId, i, SplitEventChannels, _options.RxBuffers, _received.Writer);
+            queues[i] = NetfrontQueue.Setup(Guest.Domain, _events, OtherEndId, i, SplitEventChannels, _options.RxBuffers, _received.Writer, generation);
+        _queues = queues;
         StartEventLoop();
 
         bool backendHasMq = await Xs.TryReadStringAsync(OtherEnd + "/multi-queue-max-queues", ct).ConfigureAwait(false) is not null;
@@ -164,17 +200,24 @@ public sealed class SimulatedNetfront : XenbusFrontend
         }
     }
 
-    /// <summary>Sends one frame; completes with the worst NETIF_RSP status of its slots.</summary>
-    public Task<short> SendAsync(ReadOnlyMemory<byte> frame, NetfrontSendOptions? options = null, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Sends one frame; completes with the worst NETIF_RSP status of its slots, or
+    /// NETIF_RSP_DROPPED for a frame that was in flight when the guest was suspended (Linux frees
+    /// it on resume without an answer). While a suspend has the device detached, the frame waits
+    /// for the reconnection, as it would in the qdisc.
+    /// </summary>
+    public async Task<short> SendAsync(ReadOnlyMemory<byte> frame, NetfrontSendOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new NetfrontSendOptions();
-        var queues = _queues;
-        if (!IsConnected)
-            throw new InvalidOperationException($"{NodeName} is not connected (state {State})");
         if (frame.Length > Rings.Netif.Netif.MaxTxSize)
             throw new ArgumentException($"a frame is at most {Rings.Netif.Netif.MaxTxSize} bytes");
+        await _attached.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var queues = _queues;
+        // Not IsConnected: xennet_connect attaches the device just before the state switch.
+        if (queues.Length == 0 || State is XenbusState.Closing or XenbusState.Closed)
+            throw new InvalidOperationException($"{NodeName} is not connected (state {State})");
         int index = options.Queue ?? (int)((uint)Interlocked.Increment(ref _nextQueue) % (uint)queues.Length);
-        return queues[index].SendAsync(frame, options, cancellationToken);
+        return await queues[Math.Min(index, queues.Length - 1)].SendAsync(frame, options, cancellationToken).ConfigureAwait(false);
     }
 
     public ValueTask<ReceivedFrame> ReceiveAsync(CancellationToken cancellationToken = default) => _received.Reader.ReadAsync(cancellationToken);
@@ -216,19 +259,20 @@ public sealed class SimulatedNetfront : XenbusFrontend
         var stop = CancellationTokenSource.CreateLinkedTokenSource(Stopping);
         _eventStop = stop;
         var queues = _queues;
+        var events = _events;
         _eventLoop = Task.Run(async () =>
         {
             try
             {
                 while (true)
                 {
-                    uint port = await _events.WaitPendingAsync(stop.Token).ConfigureAwait(false);
+                    uint port = await events.WaitPendingAsync(stop.Token).ConfigureAwait(false);
                     foreach (var q in queues)
                     {
                         if (q.TxPort == port) q.CollectTx();
                         if (q.RxPort == port) q.PollRx();
                     }
-                    _events.Unmask(port);
+                    events.Unmask(port);
                 }
             }
             catch (OperationCanceledException)
@@ -254,16 +298,75 @@ public sealed class SimulatedNetfront : XenbusFrontend
         catch (AggregateException)
         {
         }
-        foreach (var q in _queues)
+        var queues = _queues;
+        foreach (var q in queues)
             q.Teardown();
-        _queues = [];
+        Retire(queues);
     }
 
     private protected override void StopRings()
     {
         FreeQueues();
+        // Halted while suspended: what was in flight is dropped now, so no sender waits forever.
+        var drops = _pendingDrops;
+        _pendingDrops = [];
+        foreach (var drop in drops)
+            drop();
+        Retire(_frozen);
         _events.Dispose();
         _received.Writer.TryComplete();
+        // A halted guest sends nothing more: a sender held by a suspend gets an error, not a hang.
+        _attached.TrySetResult();
+    }
+
+    public override bool SupportsSuspend => true;
+
+    /// <summary>
+    /// The guest freezes: both rings stop being served by us, tx frames in flight are kept to be
+    /// dropped at resume, and senders wait (netif_device_detach). Whatever the old backend still
+    /// writes into the old rx buffers is never read: those buffers die with the old domain.
+    /// </summary>
+    private protected override void SuspendRings()
+    {
+        _attached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _eventStop?.Cancel();
+        try
+        {
+            _eventLoop.Wait(TimeSpan.FromSeconds(5));
+        }
+        catch (AggregateException)
+        {
+        }
+        _pendingDrops = [.. _queues.SelectMany(q => q.Freeze())];
+        _frozen = _queues;
+        _queues = [];
+    }
+
+    private IReadOnlyList<Action> _pendingDrops = [];
+
+    /// <summary>
+    /// netfront_resume -> xennet_disconnect_backend in the new domain: the frozen queues are
+    /// destroyed (their tx frames dropped unanswered, their rx buffers simply forgotten: Linux
+    /// posts fresh ones in xennet_connect), and event channels are opened on the new domid.
+    /// The handshake then runs from scratch when the new backend reaches InitWait.
+    /// </summary>
+    private protected override void ResumeRings()
+    {
+        var drops = _pendingDrops;
+        _pendingDrops = [];
+        foreach (var drop in drops)
+            drop();
+        Retire(_frozen);
+        Resumes++;
+        _events.Dispose();
+        _events = Guest.Host.OpenEventChannels(Guest.Domid);
+    }
+
+    private static TaskCompletionSource Attached()
+    {
+        var open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        open.TrySetResult();
+        return open;
     }
 
     private async Task<uint> ReadBackendUIntAsync(string key, uint fallback, CancellationToken ct)

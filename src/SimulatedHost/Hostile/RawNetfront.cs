@@ -29,14 +29,14 @@ public sealed class RawNetfront : IAsyncDisposable
     private readonly List<(uint Gref, uint Frame)> _granted = [];
     private ushort _ctrlId = 1;
 
-    private RawNetfront(SimulatedGuest guest, XenStoreClient xs, string frontend, string backend, bool split, bool ctrl)
+    private RawNetfront(SimulatedGuest guest, XenStoreClient xs, string frontend, string backend, bool split, bool ctrl, uint txStart)
     {
         _guest = guest;
         _xs = xs;
         FrontendPath = frontend;
         BackendPath = backend;
         _events = guest.Host.OpenEventChannels(guest.Domid);
-        Tx = FrontRing.Initialize(Region(out uint txRef), TxLayout);
+        Tx = FrontRing.Initialize(Region(out uint txRef), TxLayout, txStart);
         TxRingRef = txRef;
         Rx = FrontRing.Initialize(Region(out uint rxRef), RxLayout);
         RxRingRef = rxRef;
@@ -76,12 +76,12 @@ public sealed class RawNetfront : IAsyncDisposable
     /// applied, null deletes), then Connected, as netfront does without waiting for the backend.
     /// </summary>
     public static async Task<RawNetfront> StartAsync(SimulatedGuest guest, int devid, bool split = false, bool ctrl = false,
-        IReadOnlyDictionary<string, string?>? overrides = null, CancellationToken cancellationToken = default)
+        IReadOnlyDictionary<string, string?>? overrides = null, CancellationToken cancellationToken = default, uint txStart = 0)
     {
         string frontend = $"{guest.DomainPath}/device/vif/{devid}";
         XenStoreClient xs = await guest.OpenXenStoreAsync(cancellationToken).ConfigureAwait(false);
         string backend = await xs.ReadStringAsync(frontend + "/backend", cancellationToken).ConfigureAwait(false);
-        var front = new RawNetfront(guest, xs, frontend, backend, split, ctrl);
+        var front = new RawNetfront(guest, xs, frontend, backend, split, ctrl, txStart);
         var keys = new Dictionary<string, string?>
         {
             ["tx-ring-ref"] = Num(front.TxRingRef),

@@ -22,5 +22,6 @@ public sealed record SaveRestoreSpec(ushort NewDomid)
 /// <param name="Devices">Its devices, freshly added.</param>
 /// <param name="Suspended">When every frontend had frozen.</param>
 /// <param name="SourceDestroyed">When the source domain and its backend nodes were gone.</param>
-/// <param name="Total">When the frontends had been handed to the new domain.</param>
+/// <param name="Total">When the move was over: the frontends handed to the new domain (and, for a
+/// migration, the source destroyed after that).</param>
 public sealed record SaveRestoreResult(SimulatedGuest Guest, IReadOnlyList<AttachedDevice> Devices, TimeSpan Suspended, TimeSpan SourceDestroyed, TimeSpan Total);

@@ -193,7 +193,9 @@ public sealed class SimulatedToolstack : IAsyncDisposable
         var roFront = new List<KeyValuePair<string, string>> { new("mtu", Num(nic.Mtu)) };
 
         await AddDeviceAsync(device, back, front, roFront, cancellationToken).ConfigureAwait(false);
-        guest.Remember(nic with { DevId = devid });
+        // libxl__device_nic_setdefault writes the MAC it picked into the domain config, which a save
+        // or migration carries: the restored guest keeps its MAC (and its peers' ARP caches stay right).
+        guest.Remember(nic with { DevId = devid, Mac = mac });
         return device;
     }
 
@@ -300,8 +302,10 @@ public sealed class SimulatedToolstack : IAsyncDisposable
     /// device removal, frontend directory first, <see cref="ToolstackOptions.DestroyTimeout"/> for a
     /// backend to close), then a new domain (<see cref="SaveRestoreSpec.NewDomid"/>) is built with fresh
     /// backend and frontend nodes for the same disks and NICs. Migrate: the destination domain and its
-    /// devices are built first, while the source still exists (two backends on one image for a moment),
-    /// then the source is destroyed.</item>
+    /// devices are built while the source still exists (two backends on one image), the guest resumes
+    /// there, and only then is the source destroyed: xl's migrate_domain destroys the source after
+    /// "Target reports successful startup", so the guest runs on the destination while the
+    /// source's backends are still attached to the suspended source.</item>
     /// <item>The guest kernel resumes in the new domain: the same frontend objects (they model the
     /// guest's memory, which the save carries over) move to the new domid's paths and run Linux's
     /// resume against the fresh backends. Ring pages and grants are re-created on the new domain, as
@@ -338,14 +342,14 @@ public sealed class SimulatedToolstack : IAsyncDisposable
         foreach (var nic in nics)
             devices.Add(await AddNicAsync(spec.NewDomid, nic, cancellationToken).ConfigureAwait(false));
 
+        foreach (var frontend in frontends)
+            await frontend.ResumeAsync(target, cancellationToken).ConfigureAwait(false);
+
         if (spec.Migrate)
         {
             await DestroyDomainAsync(domid, cancellationToken).ConfigureAwait(false);
             sourceGone = started.Elapsed;
         }
-
-        foreach (var frontend in frontends)
-            await frontend.ResumeAsync(target, cancellationToken).ConfigureAwait(false);
         return new SaveRestoreResult(target, devices, suspended, sourceGone!.Value, started.Elapsed);
     }
 

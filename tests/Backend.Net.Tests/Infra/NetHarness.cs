@@ -42,12 +42,12 @@ internal sealed class NetHarness : IAsyncDisposable
     /// <summary>Queue 0 is <see cref="Front"/>; more exist after <see cref="BringUpMultiQueueAsync"/>.</summary>
     public TestNetfront[] FrontQueues { get; private set; } = [];
 
-    public static async Task<NetHarness> StartAsync(string? vifname = null, NetQueueOptions? queue = null, bool split = false, int maxQueues = 1)
+    public static async Task<NetHarness> StartAsync(string? vifname = null, NetQueueOptions? queue = null, bool split = false, int maxQueues = 1, (ulong Bytes, ulong Microseconds)? defaultRate = null)
     {
         var h = new NetHarness((ushort)Interlocked.Increment(ref s_nextDomid));
         try
         {
-            await h.InitAsync(vifname, queue ?? new NetQueueOptions(), split, maxQueues);
+            await h.InitAsync(vifname, queue ?? new NetQueueOptions(), split, maxQueues, defaultRate);
             return h;
         }
         catch
@@ -57,7 +57,7 @@ internal sealed class NetHarness : IAsyncDisposable
         }
     }
 
-    private async Task InitAsync(string? vifname, NetQueueOptions queue, bool split, int maxQueues)
+    private async Task InitAsync(string? vifname, NetQueueOptions queue, bool split, int maxQueues, (ulong Bytes, ulong Microseconds)? defaultRate)
     {
         Guest = Host.CreateDomain(Domid, 2048);
         _listener = Server.Listen(Path.Combine(_dir, "xs"), 0);
@@ -88,6 +88,7 @@ internal sealed class NetHarness : IAsyncDisposable
             OpenEventChannels = () => Host.OpenEventChannels(0),
             Queue = queue,
             MaxQueues = maxQueues,
+            DefaultRate = defaultRate,
             Log = m => { lock (Log) Log.Add(m); },
         });
         Lifecycle = new BackendLifecycle(Device, Net, m => { lock (Log) Log.Add(m); });

@@ -5,7 +5,10 @@ namespace XenBackends.Native.Tests.IO;
 
 public unsafe class IoEngineTests
 {
-    public static TheoryData<IoEngineKind> Kinds => new() { IoEngineKind.IoUring, IoEngineKind.Threads };
+    public static TheoryData<IoEngineKind> Kinds => new() { IoEngineKind.IoUring, IoEngineKind.Threads, IoEngineKind.Inline };
+
+    /// <summary>Engines that finish requests elsewhere and wake their owner through the completion fd.</summary>
+    public static TheoryData<IoEngineKind> AsyncKinds => new() { IoEngineKind.IoUring, IoEngineKind.Threads };
 
     private static IIoEngine Create(IoEngineKind kind, int capacity = 64) => IoEngines.Create(kind, capacity);
 
@@ -160,7 +163,7 @@ public unsafe class IoEngineTests
         Assert.Equal(0, RunAll(engine, new[] { IoRequest.Flush(file.Fd, 100) })[100]);
     }
 
-    [Theory, MemberData(nameof(Kinds))]
+    [Theory, MemberData(nameof(AsyncKinds))]
     public void Completion_fd_becomes_readable_when_work_finishes(IoEngineKind kind)
     {
         using var image = new TempImage(1 << 20);
@@ -173,6 +176,61 @@ public unsafe class IoEngineTests
         var buf = new IoCompletion[4];
         Assert.Equal(1, engine.Reap(buf));
         Assert.Equal(new IoCompletion(7, 0), buf[0]);
+    }
+
+    [Theory, MemberData(nameof(Kinds))]
+    public void Only_the_inline_engine_says_it_completes_inline(IoEngineKind kind)
+    {
+        using var engine = Create(kind);
+        Assert.Equal(kind == IoEngineKind.Inline, engine.CompletesInline);
+    }
+
+    [Fact]
+    public void Inline_engine_finishes_each_request_before_TryEnqueue_returns_without_signalling_its_fd()
+    {
+        using var image = new TempImage(1 << 20);
+        using var file = ImageFile.Open(image.Path, writable: true, direct: false);
+        using var engine = Create(IoEngineKind.Inline);
+        using var buf = new AlignedBuffer(4096);
+        buf.Span.Fill(0x3C);
+        Assert.True(engine.TryEnqueue(IoRequest.Write(file.Fd, 4096, buf.Address, 4096, 5)));
+        // Already on the file: nothing was submitted or waited for.
+        Assert.All(File.ReadAllBytes(image.Path).AsSpan(4096, 4096).ToArray(), b => Assert.Equal(0x3C, b));
+        Assert.Equal(1, engine.InFlight);
+        var p = new Tmds.Linux.pollfd { fd = engine.CompletionFd, events = (short)Tmds.Linux.LibC.POLLIN };
+        Assert.Equal(0, Tmds.Linux.LibC.poll(&p, 1, 0));
+        var done = new IoCompletion[4];
+        Assert.Equal(1, engine.Reap(done));
+        Assert.Equal(new IoCompletion(5, 4096), done[0]);
+        Assert.Equal(0, engine.InFlight);
+    }
+
+    [Fact]
+    public void Images_on_tmpfs_are_memory_resident_and_images_on_disk_filesystems_are_not()
+    {
+        string shm = $"/dev/shm/xb-resident-{Guid.NewGuid():N}.img";
+        File.WriteAllBytes(shm, new byte[4096]);
+        try
+        {
+            using var onTmpfs = ImageFile.Open(shm, writable: false, direct: false);
+            Assert.True(onTmpfs.IsMemoryResident);
+        }
+        finally
+        {
+            File.Delete(shm);
+        }
+        // /var/tmp is on a disk filesystem by convention (FHS), unlike /tmp, which may be tmpfs.
+        string disk = $"/var/tmp/xb-resident-{Guid.NewGuid():N}.img";
+        File.WriteAllBytes(disk, new byte[4096]);
+        try
+        {
+            using var onDisk = ImageFile.Open(disk, writable: false, direct: false);
+            Assert.False(onDisk.IsMemoryResident);
+        }
+        finally
+        {
+            File.Delete(disk);
+        }
     }
 
     private static long AllocatedBytes(string path)

@@ -148,4 +148,39 @@ public sealed class XenGrantMapperTests : IDisposable
         Assert.Equal(LibC.EFAULT, e.Errno);
         Assert.Contains("copying 3 segment(s)", e.Message);
     }
+
+    [Fact]
+    public void MapPages_maps_like_Map_and_UnmapPages_unmaps_the_mapped_count()
+    {
+        GrantPages pages = _mapper.MapPages(7, [10, 11], writable: false);
+        var (domid, refs, prot) = Assert.Single(_library.DomainMaps);
+        Assert.Equal(7u, domid);
+        Assert.Equal([10u, 11u], refs);
+        Assert.Equal(LibC.PROT_READ, prot);
+        Assert.Equal(2, pages.PageCount);
+        _mapper.UnmapPages(pages);
+        Assert.Equal((pages.Address, 2u), Assert.Single(_library.Unmaps));
+        _mapper.UnmapPages(default);
+        Assert.Single(_library.Unmaps);
+    }
+
+    [Fact]
+    public void MapPages_keeps_the_handle_open_after_the_mapper_is_disposed_until_UnmapPages()
+    {
+        GrantPages pages = _mapper.MapPages(7, [1], writable: true);
+        _mapper.Dispose();
+        Assert.Equal(0, _library.CloseCalls);
+        _mapper.UnmapPages(pages);
+        Assert.Equal(1, _library.CloseCalls); // FakeGnttab also asserts no unmap came after close
+    }
+
+    [Fact]
+    public void MapPages_failure_is_a_grant_exception_and_does_not_keep_the_handle_open()
+    {
+        _library.MapErrno = LibC.EINVAL;
+        var e = Assert.Throws<GrantException>(() => _mapper.MapPages(7, [1], writable: true));
+        Assert.Equal("xengnttab_map_domain_grant_refs", e.Operation);
+        _mapper.Dispose();
+        Assert.Equal(1, _library.CloseCalls);
+    }
 }

@@ -1,0 +1,65 @@
+using XenBackends.Rings.Blkif;
+using XenBackends.SimulatedHost.Guest;
+using XenBackends.SimulatedHost.Toolstack;
+
+namespace XenBackends.Service.Tests;
+
+/// <summary>
+/// A worker runs with no_new_privs and only the capabilities of its configured kinds, whatever the
+/// supervisor had (the tests run as root with every capability), and still serves its guest.
+/// </summary>
+public sealed class WorkerPrivilegeTests
+{
+    private static Dictionary<string, string> ProcStatus(int pid) =>
+        File.ReadAllLines($"/proc/{pid}/status")
+            .Select(l => l.Split(':', 2))
+            .Where(p => p.Length == 2)
+            .ToDictionary(p => p[0], p => p[1].Trim());
+
+    [Fact]
+    public async Task A_vbd_and_vif_worker_keeps_only_dac_override_and_net_admin_and_still_serves_its_disk()
+    {
+        // The test process, and so the supervisor, is privileged: whatever the worker lacks it dropped itself.
+        Assert.NotEqual("0000000000000000", ProcStatus(Environment.ProcessId)["CapEff"]);
+        await using var sim = await ToolstackHost.CreateAsync();
+        var config = sim.Config("vbd");
+        config.Kinds = ["vbd", "vif"];
+        await using var harness = await SupervisorHarness.StartAsync(config, sim.Spec, SimHost.Worker, sim.Dir);
+        var guest = await sim.CreateGuestAsync(30, "confined");
+        var disk = await sim.Toolstack.AddDiskAsync(30, new DiskSpec("xvda", sim.CreateImage(8 << 20)) { Script = "block-xen-backends" });
+        await using var blk = await SimulatedBlkfront.AttachAsync(guest, disk.DevId, new BlkfrontOptions { MaxQueues = 1 });
+        await harness.StepAsync(() => blk.WaitConnectedAsync(TimeSpan.FromSeconds(30)));
+        int pid = harness.Supervisor.WorkerPids()[30];
+
+        var status = ProcStatus(pid);
+        Assert.Equal("1", status["NoNewPrivs"]);
+        // Bits 1 (CAP_DAC_OVERRIDE) and 12 (CAP_NET_ADMIN), nothing else, in every set that grants anything.
+        Assert.Equal("0000000000001002", status["CapEff"]);
+        Assert.Equal("0000000000001002", status["CapPrm"]);
+        Assert.Equal("0000000000001002", status["CapBnd"]);
+        Assert.Equal("0000000000000000", status["CapInh"]);
+        Assert.Equal("0000000000000000", status["CapAmb"]);
+        var data = new byte[4096];
+        new Random(30).NextBytes(data);
+        Assert.Equal(BlkifRsp.Okay, await blk.WriteAsync(8, data));
+        var back = new byte[data.Length];
+        Assert.Equal(BlkifRsp.Okay, await blk.ReadAsync(8, back));
+        Assert.Equal(data, back);
+        await Eventually.TrueAsync(() => harness.Log.Lines.Any(l => l.Contains("capabilities kept: CAP_DAC_OVERRIDE,CAP_NET_ADMIN", StringComparison.Ordinal)), "the worker logs what it kept");
+    }
+
+    [Fact]
+    public async Task A_worker_for_a_kind_that_needs_no_capability_keeps_none()
+    {
+        await using var sim = await SimHost.CreateAsync();
+        var guest = await sim.CreateGuestAsync(31, "bare");
+        await using var harness = await SupervisorHarness.StartAsync(sim.Config(), sim.Spec, SimHost.Worker, sim.Dir);
+        await harness.StepAsync(() => guest.ConnectAsync());
+        await guest.EchoAsync(1);
+        var status = ProcStatus(harness.Supervisor.WorkerPids()[31]);
+        Assert.Equal("1", status["NoNewPrivs"]);
+        Assert.Equal("0000000000000000", status["CapEff"]);
+        Assert.Equal("0000000000000000", status["CapPrm"]);
+        Assert.Equal("0000000000000000", status["CapBnd"]);
+    }
+}
