@@ -12,6 +12,14 @@ if [ "$mark" != LAB-REBOOT-MARK1 ]; then
   printf 'LAB-REBOOT-MARK1' > /tmp/mark
   dd if=/dev/zero bs=4080 count=1 2>/dev/null >> /tmp/mark
   timeout 60 dd if=/tmp/mark of=/dev/xvda bs=4096 seek="$MARK_SKIP" count=1 oflag=direct conv=fsync,notrunc 2>/dev/null || lab_fail "writing the reboot mark failed"
+  # Rebooting only when dom0 says so: at low load the whole first boot takes ~6 s, less than
+  # `xl create` needs to return, so dom0 could not otherwise check this boot's connections or
+  # even learn its domid before it is gone.
+  lab_net_up
+  timeout 120 nc -l -p 7000 > /tmp/go &
+  nc_pid=$!
+  echo "LAB-GUEST: ready-to-reboot"
+  wait "$nc_pid" || lab_fail "dom0 never said to reboot (port 7000)"
   echo "LAB-GUEST: rebooting"
   sync
   reboot -f
@@ -51,3 +59,11 @@ nic=$(ls /sys/class/net | grep ^eth | head -n 1)
 ip addr add "$LAB_GUEST_IP/16" dev "$nic"; ip link set "$nic" up
 lab_wait_for 60 "dom0 to answer ping on $nic" ping -c 1 -W 1 "$LAB_DOM0_IP"
 lab_result guest.reattached_nic_ping ok nic="$nic"
+# Stay up until dom0 has checked the new vif from its side (Connected, pings, TCP): a guest
+# that powered off at once would tear the vif down under that check.
+timeout 120 nc -l -p 7000 > /tmp/go &
+nc_pid=$!
+echo "LAB-GUEST: nic-reattached"
+wait "$nc_pid" || lab_fail "dom0 never connected to port 7000 on the re-attached NIC"
+grep -q go /tmp/go || lab_fail "handshake from dom0 garbled"
+lab_result guest.tcp_from_dom0_on_reattached_nic ok
