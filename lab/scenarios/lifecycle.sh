@@ -11,7 +11,7 @@ disk=$(lab_ours_disk "$img")
 lab_create_guest "$(lab_guest_cfg "$name" lifecycle "$disk" "$LAB_OURS_VIF" loglevel=7)"
 domid=$(lab_domid "$name")
 # The first boot wrote its mark and waits for dom0's word before rebooting.
-lab_wait_console "$name" 'LAB-GUEST: ready-to-reboot' 300
+lab_wait_console "$name" 'LAB-GUEST: ready-to-reboot' 480
 lab_ours_connected "$domid" vbd 51712
 lab_ours_connected "$domid" vif 0
 
