@@ -28,6 +28,7 @@ public sealed class NetDevice : IBackendDevice
     private int _tapGone;
     private long _tapLosses, _tapRecreations, _tapAttempts;
     private readonly CancellationTokenSource _life = new();
+    private int _disposed;
     private Task _tapRecovery = Task.CompletedTask;
     private TapOffloads _offloads = TapOffloads.None;
     private int _activeQueues;
@@ -539,6 +540,9 @@ public sealed class NetDevice : IBackendDevice
 
     public async ValueTask DisposeAsync()
     {
+        // Owners (the xenbus lifecycle, a test harness) may both dispose the device.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
         await _life.CancelAsync().ConfigureAwait(false);
         await _tapRecovery.ConfigureAwait(false);
         _life.Dispose();

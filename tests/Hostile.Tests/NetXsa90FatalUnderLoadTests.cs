@@ -68,43 +68,53 @@ public class NetXsa90FatalUnderLoadTests(ITestOutputHelper output)
                     Thread.Sleep(1);
             }
         });
-        // Traffic on every queue, both ways, first.
-        await Bounded.UntilAsync(() => f.AttackerDevice.Counters.All(c => c.Snapshot() is { TxPackets: > 10, RxPackets: > 10 }),
-            NetHostileFixture.Bound, "traffic on every queue both ways");
-
-        // The fatal chain, a fragment crossing its page (4.1 row 11), on the faulting queue only, while
-        // the other queues and the tap side keep going.
-        await stopFaulting.CancelAsync();
-        await traffic[faulting];
-        var bad = queues[faulting];
-        uint gref = bad.StageTxData(Frames.Raw(300, Frames.TapMac, f.AttackerMac));
-        var clock = Stopwatch.StartNew();
-        bad.PutTx(gref, 0, NetTxFlags.MoreData, 300);
-        bad.PutTx(gref, 4000, 0, 200);
-        bad.Push();
-        await f.AssertAttackerFatalAsync("Cross page boundary");
-        TimeSpan toClosing = clock.Elapsed;
-        await Task.WhenAll(traffic).WaitAsync(NetHostileFixture.Bound);
-        Assert.Contains($"queue {faulting}:", f.AttackerDevice.LastFatalError);
-        Assert.Equal(1, f.AttackerDevice.Counters.Sum(c => c.Snapshot().FatalResets));
-        await f.AssertBystanderServedAsync(0);
-
-        // The frontend closes: the backend tears every queue down (joining their threads) and reaches Closed.
-        await f.CloseAttackerFrontendAsync();
-        TimeSpan toClosed = clock.Elapsed;
-        Assert.Empty(f.AttackerDevice.Counters);
-        await stop.CancelAsync();
-        await inject.WaitAsync(NetHostileFixture.Bound);
-
-        var (fresh, _) = await f.ConnectMultiQueueAttackerAsync(Queues, ctrl: false);
-        for (int qi = 0; qi < Queues; qi++)
+        try
         {
-            fresh[qi].QueueFrame(Frames.Raw(90, Frames.TapMac, f.AttackerMac));
-            fresh[qi].Push();
-            Assert.Equal(NetifRsp.Okay, fresh[qi].WaitTxResponses(1, 20_000)[0].Status);
+            // Traffic on every queue, both ways, first.
+            await Bounded.UntilAsync(() => f.AttackerDevice.Counters.All(c => c.Snapshot() is { TxPackets: > 10, RxPackets: > 10 }),
+                NetHostileFixture.Bound, "traffic on every queue both ways");
+
+            // The fatal chain, a fragment crossing its page (4.1 row 11), on the faulting queue only, while
+            // the other queues and the tap side keep going.
+            await stopFaulting.CancelAsync();
+            await traffic[faulting];
+            var bad = queues[faulting];
+            uint gref = bad.StageTxData(Frames.Raw(300, Frames.TapMac, f.AttackerMac));
+            var clock = Stopwatch.StartNew();
+            bad.PutTx(gref, 0, NetTxFlags.MoreData, 300);
+            bad.PutTx(gref, 4000, 0, 200);
+            bad.Push();
+            await f.AssertAttackerFatalAsync("Cross page boundary");
+            TimeSpan toClosing = clock.Elapsed;
+            await Task.WhenAll(traffic).WaitAsync(NetHostileFixture.Bound);
+            Assert.Contains($"queue {faulting}:", f.AttackerDevice.LastFatalError);
+            Assert.Equal(1, f.AttackerDevice.Counters.Sum(c => c.Snapshot().FatalResets));
+            await f.AssertBystanderServedAsync(0);
+
+            // The frontend closes: the backend tears every queue down (joining their threads) and reaches Closed.
+            await f.CloseAttackerFrontendAsync();
+            TimeSpan toClosed = clock.Elapsed;
+            Assert.Empty(f.AttackerDevice.Counters);
+            await stop.CancelAsync();
+            await inject.WaitAsync(NetHostileFixture.Bound);
+
+            var (fresh, _) = await f.ConnectMultiQueueAttackerAsync(Queues, ctrl: false);
+            for (int qi = 0; qi < Queues; qi++)
+            {
+                fresh[qi].QueueFrame(Frames.Raw(90, Frames.TapMac, f.AttackerMac));
+                fresh[qi].Push();
+                Assert.Equal(NetifRsp.Okay, fresh[qi].WaitTxResponses(1, 20_000)[0].Status);
+            }
+            Assert.Null(f.AttackerDevice.LastFatalError);
+            await f.AssertBystanderServedAsync(1);
+            output.WriteLine($"XSA-90 queue {faulting}: sent {string.Join('/', sent)}, injected {injected}; Closing after {toClosing.TotalMilliseconds:0} ms, Closed after {toClosed.TotalMilliseconds:0} ms");
         }
-        Assert.Null(f.AttackerDevice.LastFatalError);
-        await f.AssertBystanderServedAsync(1);
-        output.WriteLine($"XSA-90 queue {faulting}: sent {string.Join('/', sent)}, injected {injected}; Closing after {toClosing.TotalMilliseconds:0} ms, Closed after {toClosed.TotalMilliseconds:0} ms");
+        finally
+        {
+            // The traffic tasks read the guest's rings; if an assertion above ends the test early they
+            // must be stopped before the fixture unmaps that memory, or they fault on it.
+            await stop.CancelAsync();
+            await Task.WhenAll([.. traffic, inject]).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
     }
 }
