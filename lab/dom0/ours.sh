@@ -36,10 +36,13 @@ lab_ours_disk() { echo "format=raw, vdev=xvda, access=rw, script=$LAB_HOTPLUG, t
 LAB_OURS_VIF="mac=00:16:3e:00:00:01, bridge=xenbr0"
 
 # lab_ours_connected DOMID KIND DEVID: backend state must be 4 and served by our worker.
+# Bounded by LAB_CONNECT_TIMEOUT (300 s): right after `xl create` this includes the guest's
+# kernel boot up to its frontend's connect, which took 2 min at load average 27 (60 s failed a
+# lifecycle run whose guest was merely slow).
 lab_ours_connected() {
   local be=/local/domain/0/backend/$2/$1/$3 st
   # sh -c: the state must be re-read on every poll, not substituted once at the call.
-  lab_wait_for 60 "$be to reach Connected" sh -c "[ \"\$(xenstore-read $be/state)\" = 4 ]" || {
+  lab_wait_for "${LAB_CONNECT_TIMEOUT:-300}" "$be to reach Connected" sh -c "[ \"\$(xenstore-read $be/state)\" = 4 ]" || {
     lab_result "dom0.${2}_state" "$(xenstore-read "$be/state" 2>&1)"; lab_ours_log_tail; exit 1; }
   st=$(xenstore-read "$be/state")
   lab_result "dom0.${2}_backend" state="$st" hotplug-status="$(xenstore-read "$be/hotplug-status" 2>&1)"
@@ -49,11 +52,13 @@ lab_ours_connected() {
 # no backend or error nodes (the supervisor removes them on @releaseDomain).
 lab_ours_gone() {
   local d=$1
-  lab_wait_for 60 "worker of domain $d to exit" sh -c "! pgrep -f 'xen-backends worker --domid $d( |\$)'" || { lab_ours_log_tail; exit 1; }
-  lab_wait_for 30 "every tap vif$d.* to disappear" sh -c "! ip -o link show | grep -q ': vif$d\.'" || exit 1
+  # Bounds sized for load: at load average 27 the supervisor stopped a rebooted guest's worker 35 s
+  # after its last device was removed.
+  lab_wait_for 120 "worker of domain $d to exit" sh -c "! pgrep -f 'xen-backends worker --domid $d( |\$)'" || { lab_ours_log_tail; exit 1; }
+  lab_wait_for 60 "every tap vif$d.* to disappear" sh -c "! ip -o link show | grep -q ': vif$d\.'" || exit 1
   local k
   for k in vbd vif; do
-    lab_wait_for 30 "backend/$k/$d to be removed" sh -c "! xenstore-exists /local/domain/0/backend/$k/$d" || {
+    lab_wait_for 60 "backend/$k/$d to be removed" sh -c "! xenstore-exists /local/domain/0/backend/$k/$d" || {
       xenstore-ls -f "/local/domain/0/backend/$k/$d" | sed 's/^/LAB-DIAG: left: /'; exit 1; }
     ! xenstore-exists "/local/domain/0/error/backend/$k/$d" || lab_fail "error/backend/$k/$d left behind"
   done

@@ -39,20 +39,38 @@ public sealed class BackendLifecycle
         await using var backendWatch = await _device.Watches.SubscribeAsync(_device.BackendPath, cancellationToken).ConfigureAwait(false);
         try
         {
-            try
+            var start = await _device.ReadBackendStateAsync(cancellationToken).ConfigureAwait(false);
+            if (start is null) return;
+            // libxl writes online=0 when it removes a device (detach, destroy, reboot).
+            bool detaching = await _device.ReadBackendAsync("online", cancellationToken).ConfigureAwait(false) == "0";
+            if (detaching && start == XenbusState.Closed)
             {
-                await _backend.PrepareAsync(_device, cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                await FailAsync("preparing the device failed: " + e.Message, cancellationToken).ConfigureAwait(false);
+                // Already closed for removal by an earlier lifecycle, which then returned; the
+                // directory outlives it until libxl has run the hotplug script's "remove", and any
+                // change in it makes the worker look again. Found in the lab (guest reboot, xl
+                // network-detach): serving it again re-created and re-plumbed the vif's tap, opened
+                // the image, and wrote InitWait over Closed under libxl's teardown.
                 return;
             }
-            // A restarted worker finds its device Connected: keep that state and resume.
-            var initial = await _device.ReadBackendStateAsync(cancellationToken).ConfigureAwait(false);
-            if (initial is null) return;
-            if (initial != XenbusState.Connected)
-                await _device.SwitchStateAsync(XenbusState.InitWait, cancellationToken).ConfigureAwait(false);
+            if (!detaching)
+            {
+                try
+                {
+                    await _backend.PrepareAsync(_device, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    await FailAsync("preparing the device failed: " + e.Message, cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+                // A restarted worker finds its device Connected: keep that state and resume.
+                var initial = await _device.ReadBackendStateAsync(cancellationToken).ConfigureAwait(false);
+                if (initial is null) return;
+                if (initial != XenbusState.Connected)
+                    await _device.SwitchStateAsync(XenbusState.InitWait, cancellationToken).ConfigureAwait(false);
+            }
+            // Detaching (a restarted worker caught mid-detach): nothing to prepare or offer, the
+            // rules below only see the close through to Closed so libxl can finish.
 
             while (true)
             {

@@ -89,18 +89,26 @@ public sealed class XenbusDevice
     /// Reports an error that stops the device (xenbus_dev_fatal): the message goes to the error node,
     /// then the backend switches to Closing so the frontend tears down.
     /// </summary>
-    public async Task ReportFatalAsync(string message, CancellationToken cancellationToken = default)
-    {
-        await WriteErrorAsync(message, cancellationToken).ConfigureAwait(false);
-        await SwitchStateAsync(XenbusState.Closing, cancellationToken).ConfigureAwait(false);
-    }
+    /// <remarks>
+    /// One transaction that first checks the backend directory still exists: a device the toolstack
+    /// removed while we failed (in the lab: a vbd whose params vanished under a teardown) must not get
+    /// an error node, which nothing would ever remove. Returns false when the directory is gone.
+    /// </remarks>
+    public Task<bool> ReportFatalAsync(string message, CancellationToken cancellationToken = default) =>
+        Store.RunTransactionAsync(async t =>
+        {
+            if (await t.TryReadStringAsync(BackendPath + "/state", cancellationToken).ConfigureAwait(false) is null)
+                return false;
+            await t.WriteAsync(ErrorPath, Advisory(message), cancellationToken).ConfigureAwait(false);
+            await t.WriteAsync(BackendPath + "/state", XenbusStates.Format(XenbusState.Closing), cancellationToken).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
 
-    public async Task WriteErrorAsync(string message, CancellationToken cancellationToken = default)
-    {
-        // xenstored caps values (oxenstored at 2048 bytes even for dom0); an error text is advisory.
-        if (message.Length > 1024) message = message[..1024];
-        await Store.WriteAsync(ErrorPath, message, cancellationToken).ConfigureAwait(false);
-    }
+    public async Task WriteErrorAsync(string message, CancellationToken cancellationToken = default) =>
+        await Store.WriteAsync(ErrorPath, Advisory(message), cancellationToken).ConfigureAwait(false);
+
+    // xenstored caps values (oxenstored at 2048 bytes even for dom0); an error text is advisory.
+    private static string Advisory(string message) => message.Length > 1024 ? message[..1024] : message;
 
     public async Task ClearErrorAsync(CancellationToken cancellationToken = default)
     {

@@ -154,6 +154,53 @@ public class BackendLifecycleTests
     }
 
     [Fact]
+    public async Task A_device_already_closed_for_removal_is_not_served_again()
+    {
+        // What the worker meets after a detach or a guest reboot: its first lifecycle closed the
+        // device and returned, but libxl deletes the directory only after the hotplug script's
+        // "remove", and any write in it makes the worker look again (seen on real Xen in the lab).
+        await using var xs = await XenstoreFixture.CreateAsync();
+        await xs.Dom0.WriteAsync(xs.Backend + "/online", "0");
+        await xs.Dom0.WriteAsync(xs.Backend + "/state", "6");
+        await xs.SetFrontendStateAsync(XenbusState.Closed);
+        var device = new RecordingDevice();
+        var (_, run, _) = await StartAsync(xs, device);
+
+        await run.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Empty(device.Calls); // not prepared: no tap re-created, no image opened
+        Assert.Null(await xs.Dom0.TryReadStringAsync(xs.Backend + "/feature-test"));
+        Assert.Equal(XenbusState.Closed, await xs.BackendStateAsync()); // not switched back to InitWait
+    }
+
+    [Fact]
+    public async Task A_device_caught_mid_detach_by_a_restarted_worker_is_still_closed()
+    {
+        // Not the case above: online=0 but the backend only Closing (the worker died before the
+        // frontend closed). The new worker must finish the close, or libxl waits for state 6 in vain.
+        await using var xs = await XenstoreFixture.CreateAsync();
+        await xs.Dom0.WriteAsync(xs.Backend + "/online", "0");
+        await xs.Dom0.WriteAsync(xs.Backend + "/state", "5");
+        await xs.SetFrontendStateAsync(XenbusState.Closed);
+        var device = new RecordingDevice();
+        var (_, run, _) = await StartAsync(xs, device);
+
+        await run.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(XenbusState.Closed, await xs.BackendStateAsync());
+    }
+
+    [Fact]
+    public async Task A_fatal_error_for_a_device_the_toolstack_removed_leaves_no_error_node()
+    {
+        await using var xs = await XenstoreFixture.CreateAsync();
+        var xdev = await XenbusDevice.OpenAsync(xs.Watches, XenstoreFixture.Device);
+        await xs.Dom0.RemoveAsync(xs.Backend);
+
+        Assert.False(await xdev.ReportFatalAsync("params: missing"));
+        Assert.Null(await xs.Dom0.TryReadStringAsync(xdev.ErrorPath));
+        Assert.Null(await xs.BackendStateAsync());
+    }
+
+    [Fact]
     public async Task Waits_for_the_device_condition_before_connecting()
     {
         await using var xs = await XenstoreFixture.CreateAsync();
