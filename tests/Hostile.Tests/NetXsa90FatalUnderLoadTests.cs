@@ -72,7 +72,10 @@ public class NetXsa90FatalUnderLoadTests(ITestOutputHelper output)
         {
             // Traffic on every queue, both ways, first.
             await Bounded.UntilAsync(() => f.AttackerDevice.Counters.All(c => c.Snapshot() is { TxPackets: > 10, RxPackets: > 10 }),
-                NetHostileFixture.Bound, "traffic on every queue both ways");
+                NetHostileFixture.Bound,
+                "traffic on every queue both ways (tx/rx/rxdrops per queue: "
+                + string.Join(", ", f.AttackerDevice.Counters.Select(c => c.Snapshot()).Select(c => $"{c.TxPackets}/{c.RxPackets}/{c.RxDrops}"))
+                + $"; injected {Interlocked.Read(ref injected)})");
 
             // The fatal chain, a fragment crossing its page (4.1 row 11), on the faulting queue only, while
             // the other queues and the tap side keep going.
