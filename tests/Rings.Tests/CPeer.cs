@@ -98,7 +98,11 @@ internal sealed class CPeer : IDisposable
         if (!_process.HasExited)
             _process.Kill();
         _process.WaitForExit();
+        // The reader thread sets _kicked until it sees end-of-file, which the exit has now caused;
+        // disposing the event before it is done crashed the test host.
+        bool readerDone = _reader.Join(KickTimeout);
         _process.Dispose();
-        _kicked.Dispose();
+        if (readerDone)
+            _kicked.Dispose();
     }
 }
