@@ -107,14 +107,18 @@ internal sealed class BlockRingTarget : FuzzTarget
         };
         var blockImage = new BlockImage(ImageBytes, new BlockConfiguration("fuzz", Writable: !readOnly, CdRom: false, DiscardEnabled: discard, DirectIo: false));
         BlockQueue queue;
+        BlkifJournal? journal = null;
         try
         {
             var ringMemory = _world.Grants.Map(GuestWorld.Domid, [_ring.Gref], writable: true);
+            uint slots = BlkifProtocol.Layout(abi).RingSize(SharedRing.PageSize);
+            journal = new BlkifJournal(UnmanagedMemory.AllocatePages(BlkifJournal.LengthFor(slots) / SharedRing.PageSize), slots);
             queue = new BlockQueue(0, GuestWorld.Domid, ringMemory, abi, events, port, _world.Grants, blockImage,
-                new BlockStatistics(), options, (_, reason) => fatal = reason, _ => { });
+                new BlockStatistics(), options, (_, reason) => fatal = reason, _ => { }, journal, [], resume: false);
         }
         catch
         {
+            journal?.Dispose();
             events.Dispose();
             _world.CloseGuestPort(guestPort);
             throw;
@@ -169,6 +173,7 @@ internal sealed class BlockRingTarget : FuzzTarget
         finally
         {
             queue.Dispose();
+            journal.Dispose();
             blockImage.Dispose();
             _world.CloseGuestPort(guestPort);
             if (passed)

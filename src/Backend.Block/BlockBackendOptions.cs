@@ -47,6 +47,15 @@ public sealed record BlockBackendOptions
     /// </summary>
     public int BufferPagesPerQueue { get; init; } = 2048;
 
+    /// <summary>
+    /// Where each queue keeps its request journal (Rings.Blkif.BlkifJournal), a file per ring named
+    /// domid-vbd-devid-qN. Put it on tmpfs, in a directory that outlives the worker process but not
+    /// the host (the service uses /run/xen-backends/journal). Null: the journal lives in this
+    /// process's memory, so a reconnect in the same process resumes but a restarted process cannot
+    /// serve again what its predecessor had taken and not answered.
+    /// </summary>
+    public string? JournalDirectory { get; init; }
+
     /// <summary>How long a disconnect waits for in-flight I/O before abandoning it (a dead image must not hang the service).</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 

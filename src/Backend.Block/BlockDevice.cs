@@ -1,6 +1,8 @@
 using System.Globalization;
 using XenBackends.Native;
 using XenBackends.Native.IO;
+using XenBackends.Native.Linux;
+using XenBackends.Rings;
 using XenBackends.Rings.Blkif;
 using XenBackends.Xenbus;
 
@@ -20,6 +22,8 @@ public sealed class BlockDevice : IBackendDevice
     private XenbusDevice? _device;
     private BlockImage? _image;
     private BlockQueue[] _queues = [];
+    /// <summary>Each queue's journal, kept across reconnects (a queue resumes from its predecessor's).</summary>
+    private BlkifJournal?[] _journals = [];
 
     /// <param name="grants">Shared by all queues (gntdev copy and map are safe from several threads).</param>
     /// <param name="openEventChannels">
@@ -92,12 +96,16 @@ public sealed class BlockDevice : IBackendDevice
         await DisconnectAsync(cancellationToken).ConfigureAwait(false);
 
         var layout = await ReadRingLayoutAsync(device, cancellationToken).ConfigureAwait(false);
+        // Connected already: a worker restarted under a live guest (or a frontend re-initialising
+        // without closing first). Only then may a queue take over the ring from its journal; a
+        // fresh connection starts its journals over, whatever they hold.
+        bool resume = await device.ReadBackendStateAsync(cancellationToken).ConfigureAwait(false) == XenbusState.Connected;
         var queues = new List<BlockQueue>(layout.Queues.Length);
         try
         {
             ushort domid = checked((ushort)device.FrontendId);
             for (int q = 0; q < layout.Queues.Length; q++)
-                queues.Add(OpenQueue(q, domid, layout.Abi, layout.Queues[q], image));
+                queues.Add(OpenQueue(q, domid, layout.Abi, layout.Queues[q], image, resume));
             await PublishGeometryAsync(device, image, cancellationToken).ConfigureAwait(false);
         }
         catch
@@ -107,7 +115,54 @@ public sealed class BlockDevice : IBackendDevice
         }
         _queues = [.. queues];
         foreach (var queue in _queues) queue.Start();
-        _log?.Invoke($"{device.Path}: connected, {_queues.Length} queue(s), {layout.Abi}, ring order {layout.RingPageOrder}, {_options.DataPath}{(_queues[0].CopiesThroughImageMapping ? " through the image mapping" : "")}, I/O {_queues[0].IoEngineName}");
+        _log?.Invoke($"{device.Path}: connected, {_queues.Length} queue(s), {layout.Abi}, ring order {layout.RingPageOrder}, {_options.DataPath}{(_queues[0].CopiesThroughImageMapping ? " through the image mapping" : "")}, I/O {_queues[0].IoEngineName}{Resumed()}");
+        foreach (var queue in _queues)
+        {
+            if (queue.ResumeProblem is { } problem)
+                _log?.Invoke($"{device.Path}: queue {queue.Index}: {problem}");
+        }
+    }
+
+    /// <summary>For the connect log: which queues took over from a predecessor's journal.</summary>
+    private string Resumed()
+    {
+        var resumed = _queues.Where(q => q.Resumed).ToArray();
+        return resumed.Length == 0 ? "" : "; resumed from the journal (" + string.Join(", ", resumed.Select(q => $"q{q.Index}: {q.ReplayedRequests} request(s) served again")) + ")";
+    }
+
+    /// <summary>The journal file of queue <paramref name="index"/> of a vbd (the supervisor removes a dead domain's by the domid prefix).</summary>
+    public static string JournalFileName(DevicePath path, int index) =>
+        string.Create(CultureInfo.InvariantCulture, $"{path.FrontendDomId}-{path.Kind}-{path.DevId}-q{index}");
+
+    /// <summary>
+    /// Queue <paramref name="index"/>'s journal for a ring of <paramref name="slots"/>: the one kept
+    /// from the last connection, the file a killed worker left, or a new one.
+    /// </summary>
+    private BlkifJournal OpenJournal(int index, uint slots)
+    {
+        if (_journals.Length <= index)
+            Array.Resize(ref _journals, index + 1);
+        if (_journals[index] is { } kept && kept.Slots == slots)
+            return kept;
+        _journals[index]?.Dispose();
+        _journals[index] = null;
+        int length = BlkifJournal.LengthFor(slots);
+        SharedMemory memory = _options.JournalDirectory is { } directory && _device is { } device
+            ? MappedFile.Open(Path.Combine(directory, JournalFileName(device.Path, index)), length)
+            : UnmanagedMemory.AllocatePages(length / SharedRing.PageSize);
+        return _journals[index] = new BlkifJournal(memory, slots);
+    }
+
+    /// <summary>What makes a ring this ring: its domain, ABI, event channel and grant references.</summary>
+    private static byte[] JournalIdentity(ushort domid, BlkifAbi abi, QueueKeys keys)
+    {
+        var identity = new byte[12 + 4 * keys.Refs.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(identity, domid);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(identity.AsSpan(4), (uint)abi);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(identity.AsSpan(8), keys.RemotePort);
+        for (int i = 0; i < keys.Refs.Length; i++)
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(identity.AsSpan(12 + 4 * i), keys.Refs[i]);
+        return identity;
     }
 
     private sealed record QueueKeys(string Path, uint[] Refs, uint RemotePort);
@@ -147,7 +202,7 @@ public sealed class BlockDevice : IBackendDevice
         return new RingLayout(abi, (int)order, queues);
     }
 
-    private BlockQueue OpenQueue(int index, ushort domid, BlkifAbi abi, QueueKeys keys, BlockImage image)
+    private BlockQueue OpenQueue(int index, ushort domid, BlkifAbi abi, QueueKeys keys, BlockImage image, bool resume)
     {
         SharedMemory ring;
         try
@@ -173,7 +228,10 @@ public sealed class BlockDevice : IBackendDevice
             {
                 throw new FrontendConfigurationException(keys.Path + "event-channel", Format((int)keys.RemotePort), "cannot bind: " + e.Message);
             }
-            return new BlockQueue(index, domid, ring, abi, events, port, _grants, image, Statistics, _options, OnQueueFault, WithdrawFeature, OnIoError);
+            uint slots = BlkifProtocol.Layout(abi).RingSize(keys.Refs.Length * SharedRing.PageSize);
+            BlkifJournal journal = OpenJournal(index, slots);
+            return new BlockQueue(index, domid, ring, abi, events, port, _grants, image, Statistics, _options, OnQueueFault, WithdrawFeature,
+                journal, JournalIdentity(domid, abi, keys), resume, OnIoError);
         }
         catch
         {
@@ -221,7 +279,11 @@ public sealed class BlockDevice : IBackendDevice
             foreach (var queue in queues)
             {
                 if (!queue.Join(limit))
+                {
                     _log?.Invoke($"queue {queue.Index}: worker did not stop within {limit.TotalSeconds:0} s; its memory is left mapped");
+                    // It may still write its journal: the next connection must not share that one.
+                    _journals[queue.Index] = null;
+                }
             }
         }, CancellationToken.None).ConfigureAwait(false);
         foreach (var queue in queues)
@@ -323,6 +385,9 @@ public sealed class BlockDevice : IBackendDevice
         await DisconnectAsync(CancellationToken.None).ConfigureAwait(false);
         _image?.Dispose();
         _image = null;
+        // Unmapped only: a journal file stays for a successor process until the domain is gone.
+        foreach (var journal in _journals) journal?.Dispose();
+        _journals = [];
     }
 
     private static string Format(int value) => value.ToString(CultureInfo.InvariantCulture);

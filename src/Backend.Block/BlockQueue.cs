@@ -72,9 +72,6 @@ public sealed class BlockQueue : IDisposable
         public GrantPages Mapping;
         /// <summary>The data was grant-copied straight to or from the image mapping: the copy was the transfer.</summary>
         public bool ImageMapped;
-        /// <summary>Finished, its response waiting for every earlier request's (see _consumeOrder).</summary>
-        public bool Done;
-        public short Status;
     }
 
     private readonly ushort _domid;
@@ -108,19 +105,20 @@ public sealed class BlockQueue : IDisposable
     private readonly Thread _thread;
 
     private readonly Slot[] _slots;
-    /// <summary>
-    /// Slots in the order their requests were consumed; responses are written in this order only.
-    /// A worker restarted under a live guest resumes at the shared rsp_prod and serves every request
-    /// after it again. That is right only if the first (rsp_prod - start) responses answer exactly
-    /// the first (rsp_prod - start) requests: a response for a later request written out of order
-    /// overwrites an earlier, unanswered request in its slot (the union of blkif.h), and the restart
-    /// then lost that request and replayed the answered one from pages the guest had already reused
-    /// (the crash-consistency test saw acknowledged sectors overwritten with another write's data).
-    /// </summary>
-    private readonly int[] _consumeOrder;
-    private uint _orderHead, _orderTail;
     private readonly int[] _freeSlots;
     private int _freeSlotCount;
+    /// <summary>
+    /// Every consumed request until its response is published, in memory that outlives this process
+    /// (BlkifJournal says why): responses go out as requests complete, so a fast request's response
+    /// overwrites the ring slot of a slower one, and after a crash only the journal still has it.
+    /// </summary>
+    private readonly BlkifJournal _journal;
+    /// <summary>Slots answered but not yet published: reused only after the push, so the journal never loses an unpublished request.</summary>
+    private readonly int[] _unpushed;
+    private int _unpushedCount;
+    /// <summary>Slots a killed predecessor left unanswered, oldest first, served before the ring.</summary>
+    private readonly int[] _replay;
+    private int _replayHead, _replayCount;
     private readonly BlkifRequestSegment[] _segments;
     private readonly int[] _slotPages;
     private readonly SharedMemory _iovecs;
@@ -160,17 +158,39 @@ public sealed class BlockQueue : IDisposable
 
     internal BlockQueue(int index, ushort domid, SharedMemory ringMemory, BlkifAbi abi, IEventChannels events, uint port,
         IGrantMapper grants, BlockImage image, BlockStatistics stats, BlockBackendOptions options, Action<BlockQueue, string> fatal,
-        Action<string> withdrawFeature, Action<BlockQueue, string>? ioError = null)
+        Action<string> withdrawFeature, BlkifJournal journal, ReadOnlySpan<byte> journalIdentity, bool resume,
+        Action<BlockQueue, string>? ioError = null)
     {
         Index = index;
         _domid = domid;
         _ringMemory = ringMemory;
         _abi = abi;
-        // At the shared rsp_prod, not at 0: equal on a fresh ring (SHARED_RING_INIT), and right for a
-        // worker restarted under a live guest, whose indexes are far past one ring (real Xen: a
-        // restarted worker attached at 0 saw "a bogus req_prod" and halted the ring). Requests the
-        // killed worker took but never answered lie after rsp_prod and are served again.
+        // At the shared rsp_prod, not at 0: equal on a fresh ring (SHARED_RING_INIT), and the only
+        // index a restarted worker can trust when the guest's indexes are far past one ring (real
+        // Xen: a restarted worker attached at 0 saw "a bogus req_prod" and halted the ring).
         _ring = BackRing.AttachAtSharedIndexes(ringMemory, BlkifProtocol.Layout(abi));
+        int slots = checked((int)_ring.Size);
+        if (journal.Slots != _ring.Size)
+            throw new ArgumentException($"a journal of {journal.Slots} slots for a ring of {slots}", nameof(journal));
+        _journal = journal;
+        _replay = new int[slots];
+        if (resume)
+        {
+            // A worker restarted under a live guest: its predecessor's journal says which consumed
+            // requests were never answered, and where consumption stopped.
+            if (!journal.Matches(journalIdentity))
+                ResumeProblem = "no journal for this ring: requests its predecessor had taken and not answered cannot be served again";
+            else if (journal.Recover(_ring.RspProdPvt, _replay) is var unanswered and >= 0)
+            {
+                _replayCount = unanswered;
+                _ring = BackRing.Resume(ringMemory, BlkifProtocol.Layout(abi), journal.ReqCons, _ring.RspProdPvt);
+                Resumed = true;
+            }
+            else
+                ResumeProblem = $"the journal does not fit the ring (req_cons {journal.ReqCons}, rsp_prod {_ring.RspProdPvt}); resuming at rsp_prod";
+        }
+        if (!Resumed)
+            journal.Reset(journalIdentity, _ring.ReqCons);
         // What is published is what the ring says, not 0: otherwise a first drain that answers
         // requests already waiting and lands rsp_prod_pvt exactly on 0 (the 2^32 wrap) looks like
         // "nothing new" and the push is skipped (found by fuzz/ block-ring).
@@ -189,12 +209,15 @@ public sealed class BlockQueue : IDisposable
         _ioError = ioError ?? ((_, _) => { });
         _limiter = options.RateLimiter;
 
-        int slots = checked((int)_ring.Size);
         _slots = new Slot[slots];
-        _consumeOrder = new int[slots];
         _freeSlots = new int[slots];
-        for (int i = 0; i < slots; i++) _freeSlots[i] = slots - 1 - i;
-        _freeSlotCount = slots;
+        _unpushed = new int[slots];
+        // The slots being replayed are taken; the journal holds their requests.
+        for (int i = slots - 1; i >= 0; i--)
+        {
+            if (Array.IndexOf(_replay, i, 0, _replayCount) < 0)
+                _freeSlots[_freeSlotCount++] = i;
+        }
         _segments = new BlkifRequestSegment[slots * _maxSegments];
         _slotPages = new int[slots * _maxSegments];
         _iovecs = UnmanagedMemory.AllocatePages((slots * _maxSegments * IovecSize + PageSize - 1) / PageSize);
@@ -254,6 +277,15 @@ public sealed class BlockQueue : IDisposable
     }
 
     public int Index { get; }
+
+    /// <summary>True when this queue took over a live ring from its predecessor's journal.</summary>
+    public bool Resumed { get; }
+
+    /// <summary>Requests the predecessor had taken and not answered, served again from the journal.</summary>
+    public int ReplayedRequests => _replayCount;
+
+    /// <summary>Why a resume could not use the journal (the ring is then served from rsp_prod on), if it could not.</summary>
+    public string? ResumeProblem { get; }
     public uint LocalPort => _port;
     public string IoEngineName => _io.Name;
 
@@ -324,7 +356,7 @@ public sealed class BlockQueue : IDisposable
                 _events.Notify(_port);
             while (true)
             {
-                if (_stopping && _freeSlotCount == _slots.Length)
+                if (_stopping && InFlight == 0)
                     break;
                 int timeout = -1;
                 if (_stopping)
@@ -335,7 +367,7 @@ public sealed class BlockQueue : IDisposable
                         // A dead image (hung NFS, failed disk) must not hang the service: abandon
                         // the I/O and keep its memory alive forever rather than let it be reused.
                         AbandonedInFlightIo = true;
-                        FaultReason ??= $"{_slots.Length - _freeSlotCount} requests still in flight after {_drainTimeout.TotalSeconds:0.#} s; abandoned";
+                        FaultReason ??= $"{InFlight} requests still in flight after {_drainTimeout.TotalSeconds:0.#} s; abandoned";
                         break;
                     }
                     timeout = (int)Math.Min(left, 1000);
@@ -367,7 +399,7 @@ public sealed class BlockQueue : IDisposable
         {
             // A worker failure stops this ring only; the process and the other devices carry on.
             FaultReason ??= "queue worker failed: " + e.Message;
-            AbandonedInFlightIo = _freeSlotCount != _slots.Length;
+            AbandonedInFlightIo = InFlight != 0;
             _fatal(this, FaultReason);
         }
         finally
@@ -376,15 +408,19 @@ public sealed class BlockQueue : IDisposable
         }
     }
 
+    /// <summary>
+    /// Requests this worker started and has not answered. Those still waiting for replay are not
+    /// counted: they stay in the journal for whoever serves the ring next.
+    /// </summary>
+    private int InFlight => _slots.Length - _freeSlotCount - _unpushedCount - (_replayCount - _replayHead);
+
     /// <summary>Runs until neither completions nor the ring offer anything more to do right now.</summary>
     private void Service()
     {
         while (true)
         {
             bool progress = ReapCompletions();
-            // Published before consuming more: a response written but not pushed overwrote its
-            // request in the ring, and a worker killed in that window leaves its successor a slot
-            // it cannot read as a request. Pushing at once keeps that window to this loop's reap.
+            // Published before consuming more: the slots answered are reused only after the push.
             PushResponses();
             progress |= ConsumeRequests();
             PushResponses();
@@ -404,9 +440,12 @@ public sealed class BlockQueue : IDisposable
         bool consumed = false;
         while (true)
         {
+            bool replaying = _replayHead < _replayCount;
+            if (_freeSlotCount == 0 && _unpushedCount > 0)
+                PushResponses();
             // Linux's alloc_req: never take a request we might not have buffers for; completions
             // will wake us when pages come back.
-            if (_freeSlotCount == 0 || (_pool is not null && _freePageCount < _maxSegments))
+            if ((_freeSlotCount == 0 && !replaying) || (_pool is not null && _freePageCount < _maxSegments))
             {
                 RingPoll poll = _ring.PollRequests(out uint waiting);
                 if (poll == RingPoll.Faulted)
@@ -422,6 +461,18 @@ public sealed class BlockQueue : IDisposable
                 break;
             }
             _throttledUntil = 0;
+            if (replaying)
+            {
+                int replayed = _replay[_replayHead++];
+                BlkifJournalEntry entry = _journal.Read(replayed);
+                consumed = true;
+                BlkifRequest replayedRequest = entry.Request;
+                Accept(replayed, in replayedRequest, entry.Consumed);
+                _limiter?.Charge(_slots[replayed].NrSectors * 512);
+                if (_barrierSlot >= 0)
+                    break;
+                continue;
+            }
             RingRead read = _ring.TryConsumeBlkifRequest(_abi, out BlkifRequest request);
             if (read == RingRead.Faulted)
             {
@@ -439,7 +490,7 @@ public sealed class BlockQueue : IDisposable
             }
             consumed = true;
             int slot = _freeSlots[--_freeSlotCount];
-            Accept(slot, in request);
+            Accept(slot, in request, _ring.ReqCons - 1);
             _limiter?.Charge(_slots[slot].NrSectors * 512);
             // Nothing after a barrier may start before the barrier is on stable storage.
             if (_barrierSlot >= 0)
@@ -462,11 +513,12 @@ public sealed class BlockQueue : IDisposable
     }
 
     /// <summary>Validates the private copy of one request and sets it on its way, or answers it.</summary>
-    private void Accept(int index, in BlkifRequest request)
+    private void Accept(int index, in BlkifRequest request, uint ringIndex)
     {
+        // Journaled before anything can answer it: from here on the ring slot may be overwritten.
+        _journal.Admit(index, ringIndex, in request, _ring.ReqCons);
         ref Slot s = ref _slots[index];
         s = default;
-        _consumeOrder[_orderTail++ % (uint)_consumeOrder.Length] = index;
         s.Id = request.Id;
         s.Operation = request.Operation == BlkifOp.Indirect ? request.IndirectOp : request.Operation;
         s.Start = Stopwatch.GetTimestamp();
@@ -1056,7 +1108,7 @@ public sealed class BlockQueue : IDisposable
 
     // ---------------------------------------------------------------- responses
 
-    /// <summary>Ends one request and frees what it held; its response goes out in consumption order.</summary>
+    /// <summary>Ends one request, frees what it held and answers it at once (responses go out in completion order).</summary>
     private void Finish(int index, short status)
     {
         ref Slot s = ref _slots[index];
@@ -1075,26 +1127,12 @@ public sealed class BlockQueue : IDisposable
         s.Mapping = default;
         if (index == _barrierSlot)
             _barrierSlot = -1;
-        s.Status = status;
-        s.Done = true;
-        WriteResponsesInOrder();
-    }
-
-    /// <summary>Answers every finished request at the head of the consumption order (written field by field into a zeroed slot: XSA-216).</summary>
-    private void WriteResponsesInOrder()
-    {
-        uint length = (uint)_consumeOrder.Length;
-        while (_orderHead != _orderTail)
-        {
-            int index = _consumeOrder[_orderHead % length];
-            ref Slot s = ref _slots[index];
-            if (!s.Done)
-                return;
-            _ring.PutBlkifResponse(s.Id, s.Operation, s.Status);
-            s = default;
-            _freeSlots[_freeSlotCount++] = index;
-            _orderHead++;
-        }
+        // The journal learns the response's index before the response can overwrite any request
+        // (written field by field into a zeroed slot: XSA-216).
+        _journal.Answering(index, _ring.RspProdPvt);
+        _ring.PutBlkifResponse(s.Id, s.Operation, status);
+        s = default;
+        _unpushed[_unpushedCount++] = index;
     }
 
     private void PushResponses()
@@ -1103,7 +1141,15 @@ public sealed class BlockQueue : IDisposable
         if (produced == _pushed)
             return;
         _pushed = produced;
-        if (_ring.PushResponsesAndCheckNotify())
+        bool notify = _ring.PushResponsesAndCheckNotify();
+        // Published: the journal can forget these requests and their slots can take new ones.
+        for (int i = 0; i < _unpushedCount; i++)
+        {
+            _journal.Release(_unpushed[i]);
+            _freeSlots[_freeSlotCount++] = _unpushed[i];
+        }
+        _unpushedCount = 0;
+        if (notify)
             _events.Notify(_port);
     }
 

@@ -75,6 +75,7 @@ public sealed class ConfigTests
               "qos": { "defaults": { "diskIops": -1 }, "guests": { "web1": { "vifBytesPerSecond": -5 } } },
               "metrics": { "listen": "0.0.0.0:9465" },
               "controlSocket": "relative.sock",
+              "journalDirectory": "journal",
               "restart": { "initialDelayMs": 1000, "maxDelayMs": 500 }
             }
             """);
@@ -90,6 +91,7 @@ public sealed class ConfigTests
                 "qos.guests.web1.vifBytesPerSecond: must be 0 (unlimited) or positive (got -5)",
                 "metrics.listen: \"0.0.0.0:9465\" is not a loopback address; metrics are only served on 127.0.0.1 or [::1]",
                 "controlSocket: \"relative.sock\" must be an absolute path",
+                "journalDirectory: \"journal\" must be an absolute path (on tmpfs, e.g. /run/xen-backends/journal)",
                 "restart.maxDelayMs: must not be below restart.initialDelayMs",
             ],
             e.Errors);

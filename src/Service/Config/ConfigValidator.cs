@@ -48,6 +48,8 @@ public static class ConfigValidator
             errors.Add($"controlSocket: \"{c.ControlSocket}\" must be an absolute path");
         else if (System.Text.Encoding.UTF8.GetByteCount(c.ControlSocket) > 107)
             errors.Add("controlSocket: longer than a unix socket path may be (107 bytes)");
+        if (c.JournalDirectory is { } journal && !journal.StartsWith('/'))
+            errors.Add($"journalDirectory: \"{journal}\" must be an absolute path (on tmpfs, e.g. /run/xen-backends/journal)");
         if (c.Restart is null) errors.Add("restart: must be an object");
         else
         {

@@ -25,6 +25,17 @@ public sealed class ServiceConfig
     public string ControlSocket { get; set; } = "/run/xen-backends/control.sock";
 
     public RestartConfig Restart { get; set; } = new();
+
+    /// <summary>
+    /// Where block queues keep their request journals (Rings.Blkif.BlkifJournal): on tmpfs, so they
+    /// outlive a killed worker but not the host. Null: "journal" beside the control socket
+    /// (/run/xen-backends/journal by default), which keeps each service instance's files its own.
+    /// </summary>
+    public string? JournalDirectory { get; set; }
+
+    /// <summary>The journal directory in force (see <see cref="JournalDirectory"/>).</summary>
+    public static string JournalDirectoryOf(ServiceConfig config) =>
+        config.JournalDirectory ?? Path.Combine(Path.GetDirectoryName(config.ControlSocket) is { Length: > 0 } d ? d : "/run/xen-backends", "journal");
 }
 
 public sealed class LimitsConfig

@@ -23,6 +23,8 @@ internal static class BlockKind
             MaxIndirectSegments = config.Limits.MaxIndirectSegments,
             IoEngine = engine,
             RateLimiter = IoRateLimiter.Create(qos.DiskIops, qos.DiskBytesPerSecond),
+            // A worker restarted under a live guest serves again what its predecessor left unanswered.
+            JournalDirectory = ServiceConfig.JournalDirectoryOf(config),
         };
     }
 

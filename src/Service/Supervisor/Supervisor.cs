@@ -287,10 +287,33 @@ public sealed class Supervisor : IAsyncDisposable
             stopped = Task.WhenAll(_stopping);
         }
         await stopped.ConfigureAwait(false);
+        RemoveJournals(domid);
         foreach (string kind in _config.Kinds)
         {
             await RemoveQuietlyAsync($"/local/domain/0/backend/{kind}/{domid}", cancellationToken).ConfigureAwait(false);
             await RemoveQuietlyAsync($"/local/domain/0/error/backend/{kind}/{domid}", cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The dead guest's request journals (BlockDevice.JournalFileName: domid-kind-devid-qN). They are
+    /// kept across worker restarts on purpose; with the domain gone nobody will resume them.
+    /// </summary>
+    private void RemoveJournals(uint domid)
+    {
+        string directory = ServiceConfig.JournalDirectoryOf(_config);
+        try
+        {
+            foreach (string file in Directory.EnumerateFiles(directory, domid.ToString(System.Globalization.CultureInfo.InvariantCulture) + "-*"))
+                File.Delete(file);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // No disk was ever connected: nothing to remove.
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning("cannot remove the request journals of domain {Domid} in {Directory}: {Message}", domid, directory, e.Message);
         }
     }
 
