@@ -11,7 +11,22 @@ using XenBackends.Rings;
 //        [--image-mb 1024] [--filter text[,text...]]
 // Every configuration is run --runs times, interleaved so that noise from other tenants spreads
 // over all of them, and the median of each column is printed.
-var options = BenchOptions.Parse(args);
+const string Usage = "usage: Block.Bench [--runs 5] [--seconds 2] [--warmup 0.5] [--image-mb 1024] [--filter text[,text...]]";
+if (args is ["--help"] or ["-h"])
+{
+    Console.WriteLine(Usage);
+    return 0;
+}
+BenchOptions options;
+try
+{
+    options = BenchOptions.Parse(args);
+}
+catch (Exception e) when (e is ArgumentException or FormatException or OverflowException)
+{
+    Console.Error.WriteLine($"Block.Bench: {e.Message}\n{Usage}");
+    return 2;
+}
 string imagePath = $"/dev/shm/blockbench-{Environment.ProcessId}.img";
 long imageBytes = options.ImageMegabytes << 20;
 var configurations = BenchConfiguration.All(imagePath, imageBytes)
@@ -135,6 +150,7 @@ foreach (var workload in Workload.All)
 }
 if (yardsticks.Count > 0)
     Console.WriteLine($"\nfile bare loop used as the tmpfs yardstick (lower CPU per operation): {string.Join("; ", yardsticks)}");
+return 0;
 
 static void FaultIn(nint mapped, long bytes)
 {

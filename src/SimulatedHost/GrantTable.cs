@@ -205,6 +205,10 @@ public sealed class GrantTable : IDisposable
         }
     }
 
+    /// <summary>Leaves <paramref name="gref"/>'s active-entry lock held by <paramref name="ownerPid"/> (what a process killed inside Pin or Unpin leaves).</summary>
+    internal void HoldActiveLockFor(uint gref, int ownerPid) =>
+        Volatile.Write(ref MemoryMarshal.Cast<byte, int>(Active(gref))[0], ownerPid);
+
     public void Dispose()
     {
         _view.Dispose();
@@ -249,11 +253,27 @@ public sealed class GrantTable : IDisposable
         }
     }
 
+    /// <summary>
+    /// Takes a ref's active-entry lock, which lives in memory shared by every process using this
+    /// table. The word holds the owner's pid. Real Xen runs this bookkeeping inside a hypercall, which
+    /// a SIGKILL of the calling process cannot cut in half; here it runs in that process, so a lock
+    /// whose owner was killed inside it is taken over instead of spun on forever (the crash-consistency
+    /// run's restarted worker hung so, on the very grant its predecessor died copying).
+    /// </summary>
     private static void Acquire(ref int lockWord)
     {
+        int self = Environment.ProcessId;
         var spin = new SpinWait();
-        while (Interlocked.CompareExchange(ref lockWord, 1, 0) != 0)
+        while (true)
+        {
+            int owner = Interlocked.CompareExchange(ref lockWord, self, 0);
+            if (owner == 0)
+                return;
+            if (spin.Count >= 100 && owner != self && !ProcessLiveness.Exists(owner)
+                && Interlocked.CompareExchange(ref lockWord, self, owner) == owner)
+                return;
             spin.SpinOnce();
+        }
     }
 
     private void CheckGuestRef(uint gref)

@@ -135,6 +135,75 @@ public sealed class OutOfOrderResponseTests : IDisposable
         await successor.DisconnectAsync(CancellationToken.None);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Every_kind_of_request_left_in_flight_is_served_again_in_ring_order_by_the_successor(bool indirect)
+    {
+        // The first worker's engine completes nothing: everything it took is in flight when it dies.
+        await using var h = await BlockHarness.CreateAsync(4 << 20, new BlockBackendOptions
+        {
+            JournalDirectory = _journals,
+            DrainTimeout = TimeSpan.FromMilliseconds(200),
+            IoEngineFactory = capacity => new ScriptedIoEngine(capacity, _ => null),
+        });
+        var front = await h.ConnectAsync();
+        var expected = new List<TestBlkfront.Response>();
+        ulong id = 100;
+        void Write(ulong sector, byte fill, byte op = BlkifOp.Write)
+        {
+            var (f, g) = front.AllocateDataPage();
+            front.Page(f).Fill(fill);
+            front.PutRw(0, op, ++id, sector, [new BlkifRequestSegment { Gref = g, FirstSect = 0, LastSect = 7 }]);
+            expected.Add(new TestBlkfront.Response(id, op, BlkifRsp.Okay));
+        }
+        Write(0, 0x11);
+        Write(8, 0x22);
+        front.PutOperation(0, BlkifOp.FlushDiskCache, ++id);
+        expected.Add(new TestBlkfront.Response(id, BlkifOp.FlushDiskCache, BlkifRsp.Okay));
+        Write(16, 0x33, BlkifOp.WriteBarrier);
+        Write(0, 0x44); // after the barrier: must land after the first write to sector 0
+        front.PutDiscard(0, ++id, 64, 8);
+        expected.Add(new TestBlkfront.Response(id, BlkifOp.Discard, BlkifRsp.Okay));
+        if (indirect)
+        {
+            var (pf, pg) = front.AllocateDataPage();
+            var segments = new BlkifRequestSegment[20];
+            for (int i = 0; i < segments.Length; i++)
+            {
+                var (f, g) = front.AllocateDataPage();
+                front.Page(f).Fill((byte)(0x60 + i));
+                segments[i] = new BlkifRequestSegment { Gref = g, FirstSect = 0, LastSect = 7 };
+            }
+            front.WriteIndirectPage(pf, segments);
+            front.PutIndirect(0, BlkifOp.Write, ++id, 256, (ushort)segments.Length, [pg]);
+            expected.Add(new TestBlkfront.Response(id, BlkifOp.Write, BlkifRsp.Okay));
+        }
+        var (_, rg) = front.AllocateDataPage();
+        front.PutRw(0, BlkifOp.Read, ++id, 8, [new BlkifRequestSegment { Gref = rg, FirstSect = 0, LastSect = 7 }]);
+        expected.Add(new TestBlkfront.Response(id, BlkifOp.Read, BlkifRsp.Okay));
+        front.Push(0);
+        await Task.Delay(300);
+        await h.Block.DisconnectAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(0, front.TakeResponses(0, []));
+        await h.Store.WriteAsync(BlockHarness.Path.Backend + "/state", "4");
+
+        await using var successor = new BlockDevice(h.Host.CreateGrantMapper(), () => h.Host.OpenEventChannels(SimulatedHost.SimulatedXenHost.Dom0),
+            new BlockBackendOptions { JournalDirectory = _journals, DrainTimeout = TimeSpan.FromSeconds(5) });
+        await successor.PrepareAsync(h.Device, CancellationToken.None);
+        await successor.ConnectAsync(h.Device, CancellationToken.None);
+        Assert.True(successor.Queues[0].Resumed, successor.Queues[0].ResumeProblem);
+        var responses = await front.WaitForResponsesAsync(0, expected.Count, TimeSpan.FromSeconds(20));
+        Assert.Equal(expected.OrderBy(r => r.Id), responses.OrderBy(r => r.Id));
+        await successor.DisconnectAsync(CancellationToken.None);
+        byte[] image = h.ReadImage();
+        Assert.All(image.AsSpan(0, 4096).ToArray(), b => Assert.Equal(0x44, b));
+        Assert.All(image.AsSpan(8 * 512, 4096).ToArray(), b => Assert.Equal(0x22, b));
+        Assert.All(image.AsSpan(16 * 512, 4096).ToArray(), b => Assert.Equal(0x33, b));
+        if (indirect)
+            Assert.All(image.AsSpan(256 * 512 + 19 * 4096, 4096).ToArray(), b => Assert.Equal(0x60 + 19, b));
+    }
+
     /// <summary>Options whose engines never complete the write at <see cref="StuckOffset"/> and complete everything else at once.</summary>
     private BlockBackendOptions StuckFirstWrite(Action<ScriptedIoEngine> created, bool stuck = true) => new()
     {

@@ -41,6 +41,9 @@ internal static class CrashRun
         public ImageCheck Checks = new();
         public ImageCheck Final = new();
         public TimeSpan Elapsed;
+        /// <summary>Connects that took over a live ring from the killed worker's journal, and the requests they served again.</summary>
+        public int JournalResumes;
+        public int RequestsServedAgain;
 
         public string Summary(Options o) => string.Create(CultureInfo.InvariantCulture,
             $"crash-consistency ({(o.DirectIo ? "O_DIRECT" : "buffered")} image, seed {o.Seed}): {Cycles} SIGKILL cycles ({KillsDuringStartup} during worker startup) in {Elapsed.TotalSeconds:0.0} s; " +
@@ -48,7 +51,8 @@ internal static class CrashRun
             $"after kills: write checks {Checks.AckedWritesChecked} (acknowledged writes verified intact, summed over kills), of which covered by an acknowledged flush {Checks.DurableWritesChecked}; " +
             $"sector checks {Checks.SectorsChecked} (of which covered by a flush {Checks.DurableSectorsChecked}); " +
             $"flushed-write losses {Checks.FlushedLosses}, acknowledged-write losses {Checks.AckedLosses}, garbage sectors {Checks.Garbage}, phantom sectors {Checks.Phantoms}; " +
-            $"in-flight sectors already landed at a kill {Checks.InFlightLanded}; final image check: {(Final.Clean && Final.InFlightLanded == 0 ? "exact" : "MISMATCH")}");
+            $"in-flight sectors already landed at a kill {Checks.InFlightLanded}; " +
+            $"resumes from the request journal {JournalResumes}, requests served again from it {RequestsServedAgain}; final image check: {(Final.Clean && Final.InFlightLanded == 0 ? "exact" : "MISMATCH")}");
     }
 
     private const ushort Domid = 31;
@@ -147,6 +151,18 @@ internal static class CrashRun
                 throw new InvalidOperationException("guest read-back failed: " + string.Join("; ", readCheck.Examples));
 
             trace("final: checked");
+            // Every restarted worker must have taken the ring over from its predecessor's journal;
+            // one that could not may have lost a request the guest still waits for.
+            foreach (string line in harness.Log.Lines)
+            {
+                if (line.Contains("cannot be served again", StringComparison.Ordinal) || line.Contains("does not fit the ring", StringComparison.Ordinal))
+                    throw new InvalidOperationException("a restarted worker could not use the journal: " + line);
+                foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(line, @"q\d+: (\d+) request\(s\) served again"))
+                {
+                    result.JournalResumes++;
+                    result.RequestsServedAgain += int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+                }
+            }
             result.WritesAcked = model.WritesAcked;
             result.WritesMadeDurable = model.WritesMadeDurable;
             result.Flushes = model.FlushesAcked;
