@@ -57,17 +57,10 @@ try
     }
     Func<List<Sample>> Repeat(Func<Sample> run) => () => [.. Enumerable.Range(0, runs).Select(_ => run())];
 
-    // Guest TX with the default options (tap writer thread for batches of >= 32 KiB of frames), with
-    // one thread only (no tap writer: the code before it) and with every batch handed to the writer.
-    var oneThread = new NetQueueOptions { TxTapWriterMinBatchBytes = null };
-    var writerAlways = new NetQueueOptions { TxTapWriterMinBatchBytes = 0 };
     foreach (var (label, size, gso) in new[] { ("64 B", 64, false), ("1500 B", 1500, false), ("64 KiB GSO", 65535, true) })
     {
         Row("guest TX", label, "null sink", Repeat(() => Bench.Backend(tx: true, size, gso, null, seconds)));
-        Row("guest TX", label, "null sink, one thread", Repeat(() => Bench.Backend(tx: true, size, gso, null, seconds, options: oneThread)));
         Row("guest TX", label, "tap", Repeat(() => Bench.Backend(tx: true, size, gso, lab, seconds)));
-        Row("guest TX", label, "tap, one thread", Repeat(() => Bench.Backend(tx: true, size, gso, lab, seconds, options: oneThread)));
-        Row("guest TX", label, "tap, writer always", Repeat(() => Bench.Backend(tx: true, size, gso, lab, seconds, options: writerAlways)));
         Row("guest TX", label, "bare tap write loop", Repeat(() => lab.BareWrite(size, gso, seconds)));
         Row("guest RX", label, "null source", Repeat(() => Bench.Backend(tx: false, size, gso, null, seconds)));
         Row("guest RX", label, "tap", Repeat(() => Bench.Backend(tx: false, size, gso, lab, seconds)));
@@ -87,10 +80,10 @@ try
     // the simulated frontend and the generator.
     foreach (var (label, size) in new[] { ("64 B", 64), ("1500 B", 1500), ("64 KiB GSO", 65535) })
     {
-        foreach (var (dir, path, bare) in new[] { ("guest TX", "tap", "bare tap write loop"), ("guest TX", "tap, one thread", "bare tap write loop"), ("guest TX", "tap, writer always", "bare tap write loop"), ("guest RX", "tap", "bare tap read loop") })
+        foreach (var (dir, bare) in new[] { ("guest TX", "bare tap write loop"), ("guest RX", "bare tap read loop") })
         {
-            if (medians.TryGetValue($"{dir}/{label}/{path}", out Sample t) && medians.TryGetValue($"{dir}/{label}/{bare}", out Sample b))
-                Console.WriteLine($"{dir} {label}: backend with {path} / bare tap loop = {t.Pps / b.Pps * 100:0}% of packets/s; CPU per packet bare / backend = {b.BackendUs / t.BackendUs * 100:0}%");
+            if (medians.TryGetValue($"{dir}/{label}/tap", out Sample t) && medians.TryGetValue($"{dir}/{label}/{bare}", out Sample b))
+                Console.WriteLine($"{dir} {label}: backend with tap / bare tap loop = {t.Pps / b.Pps * 100:0}% of packets/s; CPU per packet bare / backend = {b.BackendUs / t.BackendUs * 100:0}%");
         }
     }
 }
@@ -116,7 +109,7 @@ internal static class Bench
     /// with its own rings, event channel, flood frontend and null device); the frontends flood,
     /// the queues' own counters are the measure. More than one queue: null devices only.
     /// </summary>
-    public static Sample Backend(bool tx, int size, bool gso, TapLab? lab, double seconds, int queues = 1, NetQueueOptions? options = null)
+    public static Sample Backend(bool tx, int size, bool gso, TapLab? lab, double seconds, int queues = 1)
     {
         if (queues > 1 && lab is not null)
             throw new ArgumentException("multi-queue rows use null devices", nameof(lab));
@@ -165,7 +158,7 @@ internal static class Bench
                     devices.Add(source);
                     device = source;
                 }
-                netQueues[q] = new NetQueue(q, Domid, grants, evtchn, port, port, txMemory, rxMemory, device, features, options ?? new NetQueueOptions(), vif, null, (_, m) => fatal = m);
+                netQueues[q] = new NetQueue(q, Domid, grants, evtchn, port, port, txMemory, rxMemory, device, features, new NetQueueOptions(), vif, null, (_, m) => fatal = m);
                 threads[q] = new Thread(() =>
                 {
                     if (tx) front.FloodTx(ref stop.Value);
@@ -181,8 +174,7 @@ internal static class Bench
             Thread.Sleep(300); // warm-up: JIT tiers, ring in steady state
             if (fatal is not null)
                 throw new InvalidOperationException("the queue went fatal: " + fatal);
-            // The backend's CPU is its queue thread plus, where there is one, its tap writer thread.
-            int[] tids = [.. Enumerable.Range(0, queues).SelectMany(q => new[] { Os.FindThread($"netback d{Domid} q{q}"), Os.TryFindThread($"netback d{Domid} tx{q}") }).Where(t => t > 0)];
+            int[] tids = [.. Enumerable.Range(0, queues).Select(q => Os.FindThread($"netback d{Domid} q{q}"))];
             int[] frontendTids = [.. Enumerable.Range(0, queues).Select(q => Os.FindThread($"bench front q{q}"))];
             long Packets()
             {
@@ -191,15 +183,9 @@ internal static class Bench
                     sum += tx ? queue.Counters.TxPackets : queue.Counters.RxPackets;
                 return sum;
             }
-            bool debug = Environment.GetEnvironmentVariable("NETBENCH_DEBUG") is not null;
-            long[] perThread0 = debug ? [.. tids.Select(Os.ThreadCpuNanoseconds)] : [];
-            long packets0 = debug ? Packets() : 0;
             var sample = Measure(Packets, tids, size, seconds, frontendTids);
-            if (debug)
+            if (Environment.GetEnvironmentVariable("NETBENCH_DEBUG") is not null)
             {
-                // Each backend thread's own CPU per packet (queue thread, then its tap writer if any).
-                long n = Math.Max(1, Packets() - packets0);
-                Console.Error.WriteLine("backend threads µs/pkt: " + string.Join(" ", tids.Select((t, i) => ((Os.ThreadCpuNanoseconds(t) - perThread0[i]) / 1000.0 / n).ToString("0.000", CultureInfo.InvariantCulture))));
                 foreach (var queue in netQueues)
                     Console.Error.WriteLine(queue.Counters.Snapshot());
             }

@@ -35,7 +35,6 @@ internal sealed class NetQueue : IDisposable
     private const int TokenTap = 1;
     private const int TokenStop = 2;
     private const int TokenWake = 3;
-    private const int TokenTxDone = 4;
     // Frames another queue read from its tap fd for this guest queue (hash steering) wait here.
     private const int InboxBytes = 256 * 1024;
 
@@ -75,13 +74,10 @@ internal sealed class NetQueue : IDisposable
     private bool _fatal;
 
     // Guest TX batch state: packets are bump-allocated in one pinned arena, copy segments sorted by gref.
-    // With a tap writer the batches rotate through its ring; without one, one batch is reused.
-    private readonly TxTapWriter? _writer;
-    private TxBatch _batch;
-    // A batch is handed to the writer thread from this many frame bytes on (or when one is in flight).
-    private readonly int _writerMinBatchBytes;
-    // Every writer batch is in flight: guest TX waits for a completion, not for the ring.
-    private bool _txBlocked;
+    private readonly byte[] _txArena;
+    private readonly nint _txArenaAddress;
+    private readonly TxPacket[] _txPackets;
+    private readonly TxSlot[] _txSlots;
     private readonly GrantCopySegment[] _txSegments;
     private readonly GrantCopySegment[] _sortedSegments;
     private readonly ulong[] _sortKeys;
@@ -137,13 +133,11 @@ internal sealed class NetQueue : IDisposable
         }
 
         int batch = Math.Max(1, options.TxBatchPackets);
+        _txArena = GC.AllocateArray<byte>(batch * 2048 + MaxTxRecord, pinned: true);
+        _txArenaAddress = Marshal.UnsafeAddrOfPinnedArrayElement(_txArena, 0);
+        _txPackets = new TxPacket[batch];
         int slots = (int)_tx.Size + 1;
-        TxBatch NewBatch() => new(batch * 2048 + MaxTxRecord, slots, batch);
-        _writerMinBatchBytes = options.TxTapWriterMinBatchBytes ?? int.MaxValue;
-        if (options.TxTapWriterMinBatchBytes is null)
-            _batch = NewBatch();
-        else
-            _batch = (_writer = new TxTapWriter(NewBatch, tap, _stop.Handle.Fd, $"netback d{domid} tx{index}")).Next;
+        _txSlots = new TxSlot[slots];
         _txSegments = new GrantCopySegment[slots];
         _sortedSegments = new GrantCopySegment[slots];
         _sortKeys = new ulong[slots];
@@ -157,8 +151,6 @@ internal sealed class NetQueue : IDisposable
         _poll.Add(tap.PollFd, TokenTap);
         _poll.Add(_stop.Handle.Fd, TokenStop);
         _poll.Add(_wake.Handle.Fd, TokenWake);
-        if (_writer is not null)
-            _poll.Add(_writer.DoneFd, TokenTxDone);
         _thread = new Thread(Run) { IsBackground = true, Name = $"netback d{domid} q{index}" };
     }
 
@@ -187,11 +179,7 @@ internal sealed class NetQueue : IDisposable
         _onTapGone?.Invoke(_index);
     }
 
-    public void Start()
-    {
-        _writer?.Start();
-        _thread.Start();
-    }
+    public void Start() => _thread.Start();
 
     /// <summary>
     /// One guest-TX service call on the caller's thread, for a queue that was never started: the
@@ -205,13 +193,12 @@ internal sealed class NetQueue : IDisposable
         return ServiceTx();
     }
 
-    /// <summary>Stops the thread(s) (bounded by the current pass and tap write batch) and waits for them.</summary>
+    /// <summary>Stops the thread (bounded by the current pass) and waits for it.</summary>
     public void Stop()
     {
         _stop.Signal();
         if (_thread.IsAlive)
             _thread.Join();
-        _writer?.Join();
     }
 
     public void Dispose()
@@ -230,7 +217,6 @@ internal sealed class NetQueue : IDisposable
         _evtchn.Dispose();
         _txMemory.Dispose();
         _rxMemory.Dispose();
-        _writer?.Dispose();
         _poll.Dispose();
         _stop.Dispose();
         _wake.Dispose();
@@ -248,8 +234,6 @@ internal sealed class NetQueue : IDisposable
                     return;
                 if ((ready & (1UL << TokenWake)) != 0)
                     _wake.TryConsume(out _);
-                if ((ready & (1UL << TokenTxDone)) != 0)
-                    _writer!.ConsumeDoneSignal();
                 if (Interlocked.Exchange(ref _tapRestored, 0) != 0 && _tapGone)
                 {
                     _poll.Add(_tap.PollFd, TokenTap);
@@ -257,10 +241,8 @@ internal sealed class NetQueue : IDisposable
                 }
                 if (_fatal)
                 {
-                    // Batches already with the writer are still answered as they complete.
-                    RetireCompletedTx();
                     DrainWhileDisabled();
-                    timeout = WriterIdleOrArmed() ? -1 : 0;
+                    timeout = -1;
                     continue;
                 }
                 // Take every pending port now (masking them); unmask only after the rings were served, so an
@@ -277,14 +259,12 @@ internal sealed class NetQueue : IDisposable
                 if (p1 != uint.MaxValue) _evtchn.Unmask(p1);
                 if (_fatal)
                 {
-                    timeout = WriterIdleOrArmed() ? -1 : 0;
+                    timeout = -1;
                     continue;
                 }
-                if (!moreTx && !_held && !_txBlocked && _tx.FinalCheckForRequests() != RingPoll.Idle)
+                if (!moreTx && !_held && _tx.FinalCheckForRequests() != RingPoll.Idle)
                     moreTx = true;
                 timeout = moreTx ? 0 : SleepTimeout();
-                if (timeout != 0 && !WriterIdleOrArmed())
-                    timeout = 0;
                 Volatile.Write(ref Counters.ThreadAllocatedBytes, GC.GetAllocatedBytesForCurrentThread());
                 Volatile.Write(ref Counters.Passes, Counters.Passes + 1);
             }
@@ -357,10 +337,6 @@ internal sealed class NetQueue : IDisposable
         }
     }
 
-    // Before sleeping: with batches in flight, have the writer's next completion wake us (their
-    // slots are answered only by this thread). False when one completed meanwhile: do not sleep.
-    private bool WriterIdleOrArmed() => _writer is null || !_writer.InFlight || _writer.ArmDoneSignal();
-
     private int SleepTimeout()
     {
         int rx = RxTimeout();
@@ -407,7 +383,23 @@ internal sealed class NetQueue : IDisposable
 
     // ---------------------------------------------------------------- guest TX (guest -> tap)
 
-    private int _segmentCount;
+    private struct TxSlot
+    {
+        public ushort Id;
+        public short Status;
+    }
+
+    private struct TxPacket
+    {
+        public int ArenaOffset;
+        public int Length;
+        public ushort Flags;
+        public byte GsoType;
+        public ushort GsoSize;
+        public bool Failed;
+    }
+
+    private int _slotCount, _packetCount, _segmentCount, _arenaUsed;
 
     /// <summary>Serves up to a few batches; true when requests remain (call again before sleeping).</summary>
     private bool ServiceTx()
@@ -419,22 +411,9 @@ internal sealed class NetQueue : IDisposable
                 rate = _pendingRate;
             _credit.SetRate(rate, _vif.ClockMicroseconds());
         }
-        RetireCompletedTx();
-        _txBlocked = false;
         for (int pass = 0; pass < 4; pass++)
         {
-            if (_writer is not null)
-            {
-                if (_writer.IsFull)
-                {
-                    // Woken by the writer's completion (WriterIdleOrArmed), not by the ring.
-                    _txBlocked = true;
-                    return false;
-                }
-                _batch = _writer.Next;
-            }
-            _batch.Reset();
-            _segmentCount = 0;
+            _slotCount = _packetCount = _segmentCount = _arenaUsed = 0;
             bool more = BuildTxBatch();
             FlushTxBatch();
             if (_fatal || !more)
@@ -446,7 +425,7 @@ internal sealed class NetQueue : IDisposable
     /// <summary>Consumes and validates requests into the batch; true when it stopped because the batch was full.</summary>
     private bool BuildTxBatch()
     {
-        while (_batch.PacketCount < _batch.Packets.Length && _batch.ArenaUsed + MaxTxRecord <= _batch.Arena.Length)
+        while (_packetCount < _txPackets.Length && _arenaUsed + MaxTxRecord <= _txArena.Length)
         {
             RingPoll poll = _tx.PollRequests(out uint work);
             if (poll == RingPoll.Faulted)
@@ -493,8 +472,8 @@ internal sealed class NetQueue : IDisposable
 
     private int AddSlot(ushort id, short status)
     {
-        _batch.Slots[_batch.SlotCount] = new TxSlot { Id = id, Status = status };
-        return _batch.SlotCount++;
+        _txSlots[_slotCount] = new TxSlot { Id = id, Status = status };
+        return _slotCount++;
     }
 
     /// <summary>One packet (xenvif_tx_build_gops for one request chain). False: stop (fatal).</summary>
@@ -540,7 +519,7 @@ internal sealed class NetQueue : IDisposable
         if (mcastAdd.Type != 0)
         {
             bool ok = _multicast.Add(MulticastFilter.Pack(mcastAdd.McastAddr));
-            _batch.Slots[firstSlot].Status = ok ? NetifRsp.Okay : NetifRsp.Error;
+            _txSlots[firstSlot].Status = ok ? NetifRsp.Okay : NetifRsp.Error;
             return true;
         }
         if (mcastDel.Type != 0)
@@ -553,7 +532,7 @@ internal sealed class NetQueue : IDisposable
         // ring stays in step; only impossible chains are fatal.
         int firstSize = first.Size;
         bool drop = false;
-        int chainStart = _batch.SlotCount;
+        int chainStart = _slotCount;
         int slots = 0;
         bool moreData = (first.Flags & NetTxFlags.MoreData) != 0;
         Span<NetifTxRequest> frags = stackalloc NetifTxRequest[LegacySlotsMax];
@@ -590,14 +569,14 @@ internal sealed class NetQueue : IDisposable
         work -= (uint)slots;
         if (drop)
         {
-            DropTxSlots(firstSlot, _batch.SlotCount);
+            DropTxSlots(firstSlot, _slotCount);
             return true;
         }
         // Netback checks the first slot's own share (total minus the fragments) against ETH_HLEN,
         // which also refuses every packet whose total is below 14 bytes.
         if (firstSize < PacketHeaders.EthernetHeaderLength)
         {
-            DropTxSlots(firstSlot, _batch.SlotCount);
+            DropTxSlots(firstSlot, _slotCount);
             return true;
         }
         if (first.Offset + firstSize > PageSize)
@@ -613,7 +592,7 @@ internal sealed class NetQueue : IDisposable
 
         // The whole frame is copied into one linear buffer, so protocol headers can never end up split
         // between a linear part and fragments (the XSA-423/432 class of bugs cannot arise).
-        int offset = _batch.ArenaUsed;
+        int offset = _arenaUsed;
         int position = offset + HeaderLength;
         AddSegment(first.Gref, first.Offset, position, firstSize, firstSlot);
         position += firstSize;
@@ -626,7 +605,7 @@ internal sealed class NetQueue : IDisposable
             AddSegment(frag.Gref, frag.Offset, position, frag.Size, chainStart + i);
             position += frag.Size;
         }
-        _batch.Packets[_batch.PacketCount++] = new TxPacket
+        _txPackets[_packetCount++] = new TxPacket
         {
             ArenaOffset = offset,
             Length = first.Size,
@@ -634,14 +613,14 @@ internal sealed class NetQueue : IDisposable
             GsoType = gso.Type != 0 ? gso.GsoType : NetifGsoType.None,
             GsoSize = gso.Type != 0 ? gso.GsoSize : (ushort)0,
         };
-        _batch.ArenaUsed = (position + 63) & ~63;
+        _arenaUsed = (position + 63) & ~63;
         return true;
     }
 
     private void AddSegment(uint gref, ushort guestOffset, int arenaOffset, int length, int slot)
     {
         int i = _segmentCount++;
-        _txSegments[i] = GrantCopySegment.FromGuest(_domid, gref, guestOffset, _batch.ArenaAddress + arenaOffset, (ushort)length);
+        _txSegments[i] = GrantCopySegment.FromGuest(_domid, gref, guestOffset, _txArenaAddress + arenaOffset, (ushort)length);
         _txSegmentSlot[i] = slot;
         // Sorted by gref so Xen can reuse the acquired source page across consecutive ops.
         _sortKeys[i] = ((ulong)gref << 32) | (uint)i;
@@ -651,8 +630,8 @@ internal sealed class NetQueue : IDisposable
     {
         for (int i = from; i < to; i++)
         {
-            if (_batch.Slots[i].Status != NetifRsp.Null)
-                _batch.Slots[i].Status = NetifRsp.Error;
+            if (_txSlots[i].Status != NetifRsp.Null)
+                _txSlots[i].Status = NetifRsp.Error;
         }
         Counters.TxDrops++;
     }
@@ -671,101 +650,37 @@ internal sealed class NetQueue : IDisposable
                 if (_sortedSegments[i].Status == GrantStatus.Okay)
                     continue;
                 int original = (int)(uint)_sortKeys[i];
-                _batch.Slots[_txSegmentSlot[original]].Status = NetifRsp.Error;
+                _txSlots[_txSegmentSlot[original]].Status = NetifRsp.Error;
                 MarkPacketFailed(_txSegments[original].DestVirt);
             }
         }
 
-        long frameBytes = 0;
-        for (int p = 0; p < _batch.PacketCount; p++)
+        for (int p = 0; p < _packetCount; p++)
         {
-            ref TxPacket packet = ref _batch.Packets[p];
-            // No tap: the frame is answered OKAY and dropped, as netback drops frames of a vif whose
-            // carrier is off; nothing is queued for later.
-            packet.Outcome = packet.Failed ? TxOutcome.Failed
-                : !PrepareTxRecord(ref packet) ? TxOutcome.Dropped
-                : _tapGone ? TxOutcome.TapGone : TxOutcome.Write;
-            frameBytes += packet.Length;
-        }
-        if (_batch.SlotCount == 0)
-            return;
-
-        // Large frames go to the writer thread, which writes them while this thread copies the next
-        // batch; small ones are written here, where the hand-off would cost more than it overlaps.
-        // Once a batch is in flight every later one follows it, so tap order and response order
-        // stay consumption order.
-        if (_writer is { IsStarted: true } && (_writer.InFlight || frameBytes >= _writerMinBatchBytes))
-        {
-            _writer.Submit();
-            RetireCompletedTx();
-            return;
-        }
-        for (int p = 0; p < _batch.PacketCount; p++)
-        {
-            ref TxPacket packet = ref _batch.Packets[p];
-            if (packet.Outcome == TxOutcome.Write)
-                packet.Outcome = TxTapWriter.Outcome(_tap.Write(_batch.Record(packet)));
-        }
-        AnswerTxBatch(_batch);
-    }
-
-    /// <summary>Answers every batch the writer has finished, oldest first.</summary>
-    private void RetireCompletedTx()
-    {
-        if (_writer is null)
-            return;
-        if (_writer.Failure is { } failure)
-        {
-            Fatal("internal error in the tap writer: " + failure);
-            return;
-        }
-        while (_writer.TryTakeCompleted(out TxBatch batch))
-        {
-            AnswerTxBatch(batch);
-            _writer.Retired();
-        }
-    }
-
-    /// <summary>Counts the batch's packets and answers its slots: only now has every frame reached the tap or been dropped.</summary>
-    private void AnswerTxBatch(TxBatch batch)
-    {
-        bool tapGone = false;
-        for (int p = 0; p < batch.PacketCount; p++)
-        {
-            ref TxPacket packet = ref batch.Packets[p];
-            switch (packet.Outcome)
+            ref TxPacket packet = ref _txPackets[p];
+            if (packet.Failed)
             {
-                case TxOutcome.Sent:
-                    Counters.TxPackets++;
-                    Counters.TxBytes += packet.Length;
-                    break;
-                case TxOutcome.Failed:
-                    Counters.TxErrors++;
-                    break;
-                case TxOutcome.TapGone:
-                    tapGone = true;
-                    Counters.TxDrops++;
-                    break;
-                default:
-                    Counters.TxDrops++;
-                    break;
+                Counters.TxErrors++;
+                continue;
             }
+            SubmitToTap(ref packet);
         }
-        if (tapGone)
-            TapGone();
+
+        if (_slotCount == 0)
+            return;
         // Every consumed slot gets a response in consumption order; extra-info slots get NETIF_RSP_NULL.
-        for (int i = 0; i < batch.SlotCount; i++)
-            _tx.PutResponse(new NetifTxResponse { Id = batch.Slots[i].Id, Status = batch.Slots[i].Status });
+        for (int i = 0; i < _slotCount; i++)
+            _tx.PutResponse(new NetifTxResponse { Id = _txSlots[i].Id, Status = _txSlots[i].Status });
         if (_tx.PushResponsesAndCheckNotify())
             _evtchn.Notify(_txPort);
     }
 
     private void MarkPacketFailed(nint destination)
     {
-        long offset = destination - _batch.ArenaAddress;
-        for (int p = 0; p < _batch.PacketCount; p++)
+        long offset = destination - _txArenaAddress;
+        for (int p = 0; p < _packetCount; p++)
         {
-            ref TxPacket packet = ref _batch.Packets[p];
+            ref TxPacket packet = ref _txPackets[p];
             if (offset >= packet.ArenaOffset && offset < packet.ArenaOffset + HeaderLength + packet.Length)
             {
                 packet.Failed = true;
@@ -774,10 +689,9 @@ internal sealed class NetQueue : IDisposable
         }
     }
 
-    /// <summary>Writes the virtio_net_hdr in front of the frame; false: checksum setup refuses it (drop).</summary>
-    private bool PrepareTxRecord(ref TxPacket packet)
+    private void SubmitToTap(ref TxPacket packet)
     {
-        Span<byte> record = _batch.Record(packet);
+        Span<byte> record = _txArena.AsSpan(packet.ArenaOffset, HeaderLength + packet.Length);
         Span<byte> frame = record[HeaderLength..];
         var header = default(VirtioNetHeader);
         bool csumBlank = (packet.Flags & NetTxFlags.CsumBlank) != 0;
@@ -787,7 +701,10 @@ internal sealed class NetQueue : IDisposable
             // (its slots are already answered OKAY), as netback does.
             if (!PacketHeaders.TryLocateL4(frame, out L4Location l4)
                 || (packet.GsoType != NetifGsoType.None && (l4.Protocol != L4Location.Tcp || l4.IsIpv6 != (packet.GsoType == NetifGsoType.TcpV6))))
-                return false;
+            {
+                Counters.TxDrops++;
+                return;
+            }
             // GSO without csum_blank carries a full checksum; segmentation needs the pseudo-header sum.
             if (!csumBlank)
                 PacketHeaders.WritePseudoHeaderChecksum(frame, l4);
@@ -806,7 +723,20 @@ internal sealed class NetQueue : IDisposable
             header.Flags = VirtioNetHeader.FlagDataValid;
         }
         header.WriteTo(record);
-        return true;
+        // No tap: the frame is answered OKAY and dropped, as netback drops frames of a vif whose
+        // carrier is off; nothing is queued for later.
+        TapIoStatus status = _tapGone ? TapIoStatus.Gone : _tap.Write(record);
+        if (status == TapIoStatus.Ok)
+        {
+            Counters.TxPackets++;
+            Counters.TxBytes += packet.Length;
+        }
+        else
+        {
+            Counters.TxDrops++;
+            if (status == TapIoStatus.Gone)
+                TapGone();
+        }
     }
 
     // ---------------------------------------------------------------- guest RX (tap -> guest)

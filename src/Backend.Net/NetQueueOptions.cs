@@ -17,14 +17,6 @@ public sealed record NetQueueOptions
     /// <summary>Guest packets per TX grant-copy batch.</summary>
     public int TxBatchPackets { get; init; } = 64;
 
-    /// <summary>
-    /// Guest TX: a batch of at least this many frame bytes is written to the tap by a second thread
-    /// per queue while the queue thread grant-copies the next batch (<see cref="TxTapWriter"/>);
-    /// null: no second thread, every write on the queue thread. Large frames gain (the copy and
-    /// the write overlap); for small ones the hand-off costs more than it overlaps.
-    /// </summary>
-    public int? TxTapWriterMinBatchBytes { get; init; } = 32 * 1024;
-
     /// <summary>Monotonic microseconds for rate limiting; null is the Stopwatch (tests inject a manual clock).</summary>
     public Func<long>? ClockMicroseconds { get; init; }
 }
