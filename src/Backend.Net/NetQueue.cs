@@ -133,7 +133,7 @@ internal sealed class NetQueue : IDisposable
         }
 
         int batch = Math.Max(1, options.TxBatchPackets);
-        _txArena = GC.AllocateArray<byte>(batch * 2048 + MaxTxRecord, pinned: true);
+        _txArena = GC.AllocateArray<byte>(batch * 2048 + Math.Max(1, options.TxBatchLargeFrames) * MaxTxRecord, pinned: true);
         _txArenaAddress = Marshal.UnsafeAddrOfPinnedArrayElement(_txArena, 0);
         _txPackets = new TxPacket[batch];
         int slots = (int)_tx.Size + 1;
