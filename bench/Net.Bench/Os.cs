@@ -32,6 +32,13 @@ internal static class Os
     /// <summary>The kernel thread id of the first thread whose name starts with <paramref name="prefix"/>.</summary>
     public static int FindThread(string prefix)
     {
+        int tid = TryFindThread(prefix);
+        return tid > 0 ? tid : throw new InvalidOperationException($"no thread named {prefix}*");
+    }
+
+    /// <summary>The id of the first thread whose name starts with <paramref name="prefix"/>, or 0.</summary>
+    public static int TryFindThread(string prefix)
+    {
         foreach (string dir in Directory.GetDirectories("/proc/self/task"))
         {
             try
@@ -43,7 +50,7 @@ internal static class Os
             {
             }
         }
-        throw new InvalidOperationException($"no thread named {prefix}*");
+        return 0;
     }
 
     /// <summary>Nanoseconds thread <paramref name="tid"/> has run (schedstat's first field).</summary>

@@ -57,10 +57,15 @@ try
     }
     Func<List<Sample>> Repeat(Func<Sample> run) => () => [.. Enumerable.Range(0, runs).Select(_ => run())];
 
+    // Guest TX with the old batch arena (room for one 64 KiB frame beyond 64 x 2 KiB), for a
+    // before/after in the same run; only the 64 KiB rows can differ.
+    var oldBatch = new NetQueueOptions { TxBatchLargeFrames = 1 };
     foreach (var (label, size, gso) in new[] { ("64 B", 64, false), ("1500 B", 1500, false), ("64 KiB GSO", 65535, true) })
     {
         Row("guest TX", label, "null sink", Repeat(() => Bench.Backend(tx: true, size, gso, null, seconds)));
+        Row("guest TX", label, "null sink, old batch", Repeat(() => Bench.Backend(tx: true, size, gso, null, seconds, options: oldBatch)));
         Row("guest TX", label, "tap", Repeat(() => Bench.Backend(tx: true, size, gso, lab, seconds)));
+        Row("guest TX", label, "tap, old batch", Repeat(() => Bench.Backend(tx: true, size, gso, lab, seconds, options: oldBatch)));
         Row("guest TX", label, "bare tap write loop", Repeat(() => lab.BareWrite(size, gso, seconds)));
         Row("guest RX", label, "null source", Repeat(() => Bench.Backend(tx: false, size, gso, null, seconds)));
         Row("guest RX", label, "tap", Repeat(() => Bench.Backend(tx: false, size, gso, lab, seconds)));
@@ -80,10 +85,10 @@ try
     // the simulated frontend and the generator.
     foreach (var (label, size) in new[] { ("64 B", 64), ("1500 B", 1500), ("64 KiB GSO", 65535) })
     {
-        foreach (var (dir, bare) in new[] { ("guest TX", "bare tap write loop"), ("guest RX", "bare tap read loop") })
+        foreach (var (dir, path, bare) in new[] { ("guest TX", "tap", "bare tap write loop"), ("guest TX", "tap, old batch", "bare tap write loop"), ("guest RX", "tap", "bare tap read loop") })
         {
-            if (medians.TryGetValue($"{dir}/{label}/tap", out Sample t) && medians.TryGetValue($"{dir}/{label}/{bare}", out Sample b))
-                Console.WriteLine($"{dir} {label}: backend with tap / bare tap loop = {t.Pps / b.Pps * 100:0}% of packets/s; CPU per packet bare / backend = {b.BackendUs / t.BackendUs * 100:0}%");
+            if (medians.TryGetValue($"{dir}/{label}/{path}", out Sample t) && medians.TryGetValue($"{dir}/{label}/{bare}", out Sample b))
+                Console.WriteLine($"{dir} {label}: backend with {path} / bare tap loop = {t.Pps / b.Pps * 100:0}% of packets/s; CPU per packet bare / backend = {b.BackendUs / t.BackendUs * 100:0}%");
         }
     }
 }
@@ -109,7 +114,7 @@ internal static class Bench
     /// with its own rings, event channel, flood frontend and null device); the frontends flood,
     /// the queues' own counters are the measure. More than one queue: null devices only.
     /// </summary>
-    public static Sample Backend(bool tx, int size, bool gso, TapLab? lab, double seconds, int queues = 1)
+    public static Sample Backend(bool tx, int size, bool gso, TapLab? lab, double seconds, int queues = 1, NetQueueOptions? options = null)
     {
         if (queues > 1 && lab is not null)
             throw new ArgumentException("multi-queue rows use null devices", nameof(lab));
@@ -158,7 +163,7 @@ internal static class Bench
                     devices.Add(source);
                     device = source;
                 }
-                netQueues[q] = new NetQueue(q, Domid, grants, evtchn, port, port, txMemory, rxMemory, device, features, new NetQueueOptions(), vif, null, (_, m) => fatal = m);
+                netQueues[q] = new NetQueue(q, Domid, grants, evtchn, port, port, txMemory, rxMemory, device, features, options ?? new NetQueueOptions(), vif, null, (_, m) => fatal = m);
                 threads[q] = new Thread(() =>
                 {
                     if (tx) front.FloodTx(ref stop.Value);
