@@ -41,6 +41,8 @@ lab_result dom0.worker_restarted old="$old" new="$(lab_ours_worker "$domid")"
 lab_wait_console "$name" 'LAB-GUEST: ready-for-block-detach' 400
 timeout 120 xl block-detach "$name" xvda || { lab_ours_log_tail; lab_fail "xl block-detach failed"; }
 lab_result dom0.block_detach ok
+# The guest must have seen the disk go before it comes back (under TCG its 1 s poll can miss a short gap).
+lab_wait_console "$name" 'guest.xvda_detached ok' 300
 timeout 120 xl block-attach "$name" "$disk" || { lab_ours_log_tail; lab_fail "xl block-attach failed"; }
 lab_ours_connected "$domid" vbd 51712
 
@@ -48,6 +50,8 @@ lab_wait_console "$name" 'LAB-GUEST: ready-for-net-detach' 300
 timeout 120 xl network-detach "$name" 0 || { lab_ours_log_tail; lab_fail "xl network-detach failed"; }
 lab_wait_for 30 "tap vif$domid.0 to disappear" sh -c "! ip link show vif$domid.0" || exit 1
 lab_result dom0.network_detach ok
+# As for the disk: a re-attach within the guest's poll interval failed the run once (eth0 never seen gone).
+lab_wait_console "$name" 'guest.eth0_detached ok' 300
 timeout 120 xl network-attach "$name" "$LAB_OURS_VIF" || { lab_ours_log_tail; lab_fail "xl network-attach failed"; }
 lab_wait_console "$name" 'LAB-GUEST: nic-reattached' 300
 devid=$(xenstore-list "/local/domain/0/backend/vif/$domid" | tail -n 1)
