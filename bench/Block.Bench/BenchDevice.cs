@@ -39,7 +39,7 @@ internal sealed class BenchDevice : IAsyncDisposable
     public BenchFrontend Front { get; }
     public SimulatedDomain Guest => _host.GetDomain(GuestId);
 
-    public static async Task<BenchDevice> ConnectAsync(string parameters, BlockBackendOptions options, Workload workload)
+    public static async Task<BenchDevice> ConnectAsync(string parameters, BlockBackendOptions options, Workload workload, bool pollingFrontend)
     {
         string directory = Directory.CreateTempSubdirectory("blockbench-").FullName;
         var host = new SimulatedXenHost();
@@ -67,7 +67,7 @@ internal sealed class BenchDevice : IAsyncDisposable
         var device = await XenbusDevice.OpenAsync(router, Path);
         var block = new BlockDevice(host.CreateGrantMapper(), () => host.OpenEventChannels(SimulatedXenHost.Dom0), options);
         await block.PrepareAsync(device, CancellationToken.None);
-        var front = new BenchFrontend(guest, workload);
+        var front = new BenchFrontend(guest, workload, pollingFrontend);
         await front.WriteKeysAsync(store, Path.ExpectedFrontend);
         await block.ConnectAsync(device, CancellationToken.None);
         return new BenchDevice(directory, host, server, listener, store, router, block, front);

@@ -8,10 +8,10 @@ using XenBackends.Native.Linux;
 using XenBackends.Rings;
 
 // Usage: dotnet run -c Release --project bench/Block.Bench -- [--runs 5] [--seconds 2] [--warmup 0.5]
-//        [--image-mb 1024] [--filter text[,text...]]
+//        [--image-mb 1024] [--filter text[,text...]] [--frontend sleep|poll|both] [--backend-poll-us 0]
 // Every configuration is run --runs times, interleaved so that noise from other tenants spreads
 // over all of them, and the median of each column is printed.
-const string Usage = "usage: Block.Bench [--runs 5] [--seconds 2] [--warmup 0.5] [--image-mb 1024] [--filter text[,text...]]";
+const string Usage = "usage: Block.Bench [--runs 5] [--seconds 2] [--warmup 0.5] [--image-mb 1024] [--filter text[,text...]] [--frontend sleep|poll|both] [--backend-poll-us 0]";
 if (args is ["--help"] or ["-h"])
 {
     Console.WriteLine(Usage);
@@ -29,10 +29,10 @@ catch (Exception e) when (e is ArgumentException or FormatException or OverflowE
 }
 string imagePath = $"/dev/shm/blockbench-{Environment.ProcessId}.img";
 long imageBytes = options.ImageMegabytes << 20;
-var configurations = BenchConfiguration.All(imagePath, imageBytes)
+var configurations = BenchConfiguration.All(imagePath, imageBytes, options.Frontends, TimeSpan.FromMicroseconds(options.BackendPollMicroseconds))
     .Where(c => options.Filters.Length == 0 || options.Filters.Any(f => c.Label.Contains(f, StringComparison.Ordinal)))
     .ToList();
-Console.WriteLine($"Block.Bench: {configurations.Count} configurations x {options.Runs} runs, {options.Seconds} s each after {options.Warmup} s warm-up; {Environment.ProcessorCount} CPUs; image {options.ImageMegabytes} MiB");
+Console.WriteLine($"Block.Bench: {configurations.Count} configurations x {options.Runs} runs, {options.Seconds} s each after {options.Warmup} s warm-up; {Environment.ProcessorCount} CPUs; image {options.ImageMegabytes} MiB; backend poll {options.BackendPollMicroseconds} us");
 
 Console.WriteLine($"load average at start: {LoadAverage()}");
 
@@ -59,7 +59,7 @@ try
         {
             if (!configurations.Any(c => c.Workload == workload))
                 continue;
-            await using var device = await BenchDevice.ConnectAsync("null:1G", new BlockBackendOptions(), workload);
+            await using var device = await BenchDevice.ConnectAsync("null:1G", new BlockBackendOptions(), workload, pollingFrontend: false);
             var loops = new List<BareCopyLoop> { BareCopyLoop.Memcpy(workload, device.Guest, device.Front.SlotFrames, BareMethod.AnonMemcpy, bareImage.Address, imageBytes) };
             if (configurations.Any(c => c.Workload == workload && !c.Null))
             {
@@ -76,7 +76,7 @@ try
         }
         foreach (var c in configurations)
         {
-            await using var device = await BenchDevice.ConnectAsync(c.Parameters, c.Options, c.Workload);
+            await using var device = await BenchDevice.ConnectAsync(c.Parameters, c.Options, c.Workload, c.PollingFrontend);
             RunSample sample = default;
             Exception? failure = null;
             var thread = new Thread(() =>
@@ -106,8 +106,8 @@ finally
 
 Console.WriteLine($"load average at end: {LoadAverage()}");
 Console.WriteLine();
-Console.WriteLine("| image | data path | engine | job | QD | IOPS | GB/s | CPU us/req process | CPU us/req backend | x memcpy bare (wall) | x memcpy bare (CPU) | x file bare (wall) | x file bare (CPU) | alloc B/req | gen0 GCs | errors | oo_req |");
-Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+Console.WriteLine("| image | data path | engine | frontend | job | QD | IOPS | GB/s | CPU us/req process | CPU us/req backend | x memcpy bare (wall) | x memcpy bare (CPU) | x file bare (wall) | x file bare (CPU) | alloc B/req | gen0 GCs | errors | oo_req |");
+Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 var yardsticks = new List<string>();
 foreach (var workload in Workload.All)
 {
@@ -130,19 +130,19 @@ foreach (var workload in Workload.All)
     if (fileBare is not null)
         yardsticks.Add($"{workload.Name}: {fileRows.First(r => r.Summary == fileBare).Label}");
 
-    void Row(string image, string path, string engine, string qd, Summary s, double processCpu, string alloc, string gcs, string errors, string ooReq, bool fileRatio) =>
-        Console.WriteLine($"| {image} | {path} | {engine} | {workload.Name} | {qd} | {F0(s.Iops)} | {F2(s.Iops * workload.BlockBytes / 1e9)} | {F3(processCpu)} | {F3(s.CpuUs)} | " +
+    void Row(string image, string path, string engine, string frontend, string qd, Summary s, double processCpu, string alloc, string gcs, string errors, string ooReq, bool fileRatio) =>
+        Console.WriteLine($"| {image} | {path} | {engine} | {frontend} | {workload.Name} | {qd} | {F0(s.Iops)} | {F2(s.Iops * workload.BlockBytes / 1e9)} | {F3(processCpu)} | {F3(s.CpuUs)} | " +
             $"{F2(s.Iops / memcpyBare.Iops)} | {F2(memcpyBare.CpuUs / s.CpuUs)} | " +
             $"{(fileRatio && fileBare is not null ? F2(s.Iops / fileBare.Iops) : "-")} | {(fileRatio && fileBare is not null ? F2(fileBare.CpuUs / s.CpuUs) : "-")} | {alloc} | {gcs} | {errors} | {ooReq} |");
 
-    Row("bare memcpy", "anonymous memory", "-", "-", memcpyBare, memcpyBare.CpuUs, "0", "0", "0", "0", fileRatio: false);
+    Row("bare memcpy", "anonymous memory", "-", "-", "-", memcpyBare, memcpyBare.CpuUs, "0", "0", "0", "0", fileRatio: false);
     foreach (var (label, summary) in fileRows)
-        Row("bare " + label, "tmpfs file", "-", "-", summary, summary.CpuUs, "0", "0", "0", "0", fileRatio: true);
+        Row("bare " + label, "tmpfs file", "-", "-", "-", summary, summary.CpuUs, "0", "0", "0", "0", fileRatio: true);
     foreach (var c in configurations.Where(c => c.Workload == workload))
     {
         var s = samples[c];
         var backend = Summary.Of(s.Select(x => x.Sample.Iops), s.Select(x => x.Sample.BackendCpuUsPerRequest));
-        Row(c.Null ? "null" : "tmpfs", c.Options.DataPath.ToString(), c.Null ? "-" : c.Options.IoEngine.ToString(), workload.QueueDepth.ToString(CultureInfo.InvariantCulture),
+        Row(c.Null ? "null" : "tmpfs", c.Options.DataPath.ToString(), c.Null ? "-" : c.Options.IoEngine.ToString(), c.FrontendName, workload.QueueDepth.ToString(CultureInfo.InvariantCulture),
             backend, Median(s.Select(x => x.Sample.ProcessCpuUsPerRequest)), F1(Median(s.Select(x => x.Sample.AllocatedBytesPerRequest))),
             F0(Median(s.Select(x => (double)x.Sample.Gen0Collections))), s.Sum(x => x.Sample.Errors).ToString(CultureInfo.InvariantCulture),
             F0(Median(s.Select(x => (double)x.OutOfResources))), fileRatio: !c.Null);
@@ -188,14 +188,15 @@ static string F3(double v) => v.ToString("0.000", CultureInfo.InvariantCulture);
 
 namespace XenBackends.Block.Bench
 {
-    internal sealed record BenchOptions(int Runs, TimeSpan Seconds, TimeSpan Warmup, long ImageMegabytes, string[] Filters)
+    internal sealed record BenchOptions(int Runs, TimeSpan Seconds, TimeSpan Warmup, long ImageMegabytes, string[] Filters, bool[] Frontends, int BackendPollMicroseconds)
     {
         public static BenchOptions Parse(string[] args)
         {
-            int runs = 5;
+            int runs = 5, pollUs = 0;
             double seconds = 2, warmup = 0.5;
             long imageMb = 1024;
             string[] filters = [];
+            bool[] frontends = [false, true];
             for (int i = 0; i < args.Length; i++)
             {
                 string value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value");
@@ -206,11 +207,24 @@ namespace XenBackends.Block.Bench
                     case "--warmup": warmup = double.Parse(value, CultureInfo.InvariantCulture); break;
                     case "--image-mb": imageMb = long.Parse(value, CultureInfo.InvariantCulture); break;
                     case "--filter": filters = value.Split(','); break;
+                    case "--frontend":
+                        frontends = value switch
+                        {
+                            "sleep" => [false],
+                            "poll" => [true],
+                            "both" => [false, true],
+                            _ => throw new ArgumentException($"--frontend {value}: not sleep, poll or both"),
+                        };
+                        break;
+                    case "--backend-poll-us":
+                        pollUs = int.Parse(value, CultureInfo.InvariantCulture);
+                        if (pollUs is < 0 or > 1000) throw new ArgumentException("--backend-poll-us must be 0..1000");
+                        break;
                     default: throw new ArgumentException($"unknown option {args[i]}");
                 }
                 i++;
             }
-            return new BenchOptions(runs, TimeSpan.FromSeconds(seconds), TimeSpan.FromSeconds(warmup), imageMb, filters);
+            return new BenchOptions(runs, TimeSpan.FromSeconds(seconds), TimeSpan.FromSeconds(warmup), imageMb, filters, frontends, pollUs);
         }
     }
 
@@ -228,25 +242,30 @@ namespace XenBackends.Block.Bench
         }
     }
 
-    /// <summary>One row of the table: image, data path, engine and job.</summary>
-    internal sealed record BenchConfiguration(string Parameters, long ImageBytes, bool Null, BlockBackendOptions Options, Workload Workload)
+    /// <summary>One row of the table: image, data path, engine, frontend and job.</summary>
+    internal sealed record BenchConfiguration(string Parameters, long ImageBytes, bool Null, BlockBackendOptions Options, Workload Workload, bool PollingFrontend)
     {
-        public string Label => $"{(Null ? "null" : "tmpfs")}/{Options.DataPath}/{(Null ? "-" : Options.IoEngine.ToString())}/{Workload.Name}";
+        public string FrontendName => PollingFrontend ? "poll" : "sleep";
 
-        public static IEnumerable<BenchConfiguration> All(string imagePath, long imageBytes)
+        public string Label => $"{(Null ? "null" : "tmpfs")}/{Options.DataPath}/{(Null ? "-" : Options.IoEngine.ToString())}/{Workload.Name}/{FrontendName}";
+
+        public static IEnumerable<BenchConfiguration> All(string imagePath, long imageBytes, bool[] frontends, TimeSpan backendPoll)
         {
             foreach (var workload in Workload.All)
             {
-                foreach (var path in new[] { BlockDataPath.GrantCopy, BlockDataPath.GrantMap })
+                foreach (bool polling in frontends)
                 {
-                    // A null image never reaches an engine, so one row per data path is enough.
-                    yield return new BenchConfiguration($"null:{imageBytes}", imageBytes, true, new BlockBackendOptions { DataPath = path }, workload);
-                    // Auto is what an administrator gets; it is shown for the default data path only.
-                    var engines = path == BlockDataPath.GrantCopy
-                        ? new[] { IoEngineKind.Auto, IoEngineKind.Inline, IoEngineKind.IoUring, IoEngineKind.Threads }
-                        : new[] { IoEngineKind.Inline, IoEngineKind.IoUring, IoEngineKind.Threads };
-                    foreach (var engine in engines)
-                        yield return new BenchConfiguration(imagePath, imageBytes, false, new BlockBackendOptions { DataPath = path, IoEngine = engine }, workload);
+                    foreach (var path in new[] { BlockDataPath.GrantCopy, BlockDataPath.GrantMap })
+                    {
+                        // A null image never reaches an engine, so one row per data path is enough.
+                        yield return new BenchConfiguration($"null:{imageBytes}", imageBytes, true, new BlockBackendOptions { DataPath = path, PollTime = backendPoll }, workload, polling);
+                        // Auto is what an administrator gets; it is shown for the default data path only.
+                        var engines = path == BlockDataPath.GrantCopy
+                            ? new[] { IoEngineKind.Auto, IoEngineKind.Inline, IoEngineKind.IoUring, IoEngineKind.Threads }
+                            : new[] { IoEngineKind.Inline, IoEngineKind.IoUring, IoEngineKind.Threads };
+                        foreach (var engine in engines)
+                            yield return new BenchConfiguration(imagePath, imageBytes, false, new BlockBackendOptions { DataPath = path, IoEngine = engine, PollTime = backendPoll }, workload, polling);
+                    }
                 }
             }
         }

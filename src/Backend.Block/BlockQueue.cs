@@ -154,6 +154,7 @@ public sealed class BlockQueue : IDisposable
     private int _finished;
     private int _disposed;
     private long _idleAllocated;
+    private AdaptivePoll _poll;
     private uint _idleResponses;
 
     internal BlockQueue(int index, ushort domid, SharedMemory ringMemory, BlkifAbi abi, IEventChannels events, uint port,
@@ -208,6 +209,7 @@ public sealed class BlockQueue : IDisposable
         _withdrawFeature = withdrawFeature;
         _ioError = ioError ?? ((_, _) => { });
         _limiter = options.RateLimiter;
+        _poll = new AdaptivePoll((long)(options.PollTime.TotalSeconds * Stopwatch.Frequency));
 
         _slots = new Slot[slots];
         _freeSlots = new int[slots];
@@ -374,9 +376,34 @@ public sealed class BlockQueue : IDisposable
                 }
                 else if (_throttledUntil != 0)
                     timeout = (int)Math.Max(1, (_throttledUntil - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency);
+                // Only an idle spell that waits for the guest alone teaches the poll window anything.
+                bool waitingForGuest = ReadyForRequests && _io.InFlight == 0;
+                long idleFrom = waitingForGuest ? Stopwatch.GetTimestamp() : 0;
+                if (ReadyForRequests)
+                {
+                    if (PollForRequests())
+                    {
+                        _stats.CountPollHit();
+                        Service();
+                        continue;
+                    }
+                    // RING_FINAL_CHECK_FOR_REQUESTS: ask for a kick at the next request, then look
+                    // once more, so a request pushed before req_event was written is not missed.
+                    RingPoll final = _ring.FinalCheckForRequests();
+                    if (final == RingPoll.Faulted)
+                        HaltRing();
+                    else if (final == RingPoll.Work)
+                    {
+                        Service();
+                        continue;
+                    }
+                }
                 Volatile.Write(ref _idleAllocated, GC.GetAllocatedBytesForCurrentThread());
                 Volatile.Write(ref _idleResponses, _ring.RspProdPvt);
+                _stats.CountSleep();
                 int n = _epoll.Wait(tokens, timeout);
+                if (waitingForGuest)
+                    _poll.Idled(Stopwatch.GetTimestamp() - idleFrom);
                 for (int i = 0; i < n; i++)
                 {
                     if (tokens[i] == TokenStop && _stop.TryConsume(out _) && !_stopping)
@@ -413,6 +440,34 @@ public sealed class BlockQueue : IDisposable
     /// counted: they stay in the journal for whoever serves the ring next.
     /// </summary>
     private int InFlight => _slots.Length - _freeSlotCount - _unpushedCount - (_replayCount - _replayHead);
+
+    /// <summary>True when a request on the ring would be taken now: the only time to ask the guest for a kick.</summary>
+    private bool ReadyForRequests =>
+        !_stopping && !_halted && _barrierSlot < 0 && _throttledUntil == 0 && _freeSlotCount > 0
+        && (_pool is null || _freePageCount >= _maxSegments);
+
+    /// <summary>
+    /// Watches req_prod for up to the poll time before the worker sleeps, with req_event left
+    /// unarmed so the frontend does not kick. Only when nothing is in the engine: a completion
+    /// must not wait for the poll to end.
+    /// </summary>
+    private bool PollForRequests()
+    {
+        if (_poll.Window == 0 || _io.InFlight != 0)
+            return false;
+        long deadline = Stopwatch.GetTimestamp() + _poll.Window;
+        do
+        {
+            for (int i = 0; i < 32; i++)
+            {
+                if (_ring.PollRequests(out _) != RingPoll.Idle)
+                    return true;
+                Thread.SpinWait(4);
+            }
+        }
+        while (Stopwatch.GetTimestamp() < deadline);
+        return false;
+    }
 
     /// <summary>Runs until neither completions nor the ring offer anything more to do right now.</summary>
     private void Service()
@@ -479,15 +534,10 @@ public sealed class BlockQueue : IDisposable
                 HaltRing();
                 break;
             }
+            // Empty: req_event is armed only just before the worker sleeps (Run), so a frontend
+            // that refills while we are still awake does not have to kick us.
             if (read == RingRead.Empty)
-            {
-                RingPoll final = _ring.FinalCheckForRequests();
-                if (final == RingPoll.Work)
-                    continue;
-                if (final == RingPoll.Faulted)
-                    HaltRing();
                 break;
-            }
             consumed = true;
             int slot = _freeSlots[--_freeSlotCount];
             Accept(slot, in request, _ring.ReqCons - 1);

@@ -8,7 +8,7 @@ namespace XenBackends.Backend.Block;
 /// </summary>
 public sealed class BlockStatistics
 {
-    private long _ooReq, _rdReq, _wrReq, _fReq, _dsReq, _rdSect, _wrSect, _errors, _eopnotsupp, _ringFaults, _ioErrors;
+    private long _ooReq, _rdReq, _wrReq, _fReq, _dsReq, _rdSect, _wrSect, _errors, _eopnotsupp, _ringFaults, _ioErrors, _sleeps, _pollHits;
     private int _lastIoErrno;
 
     /// <summary>Times a queue stopped taking requests because its buffers or slots were all in use.</summary>
@@ -34,6 +34,11 @@ public sealed class BlockStatistics
     /// <summary>Rings halted because the frontend published an impossible req_prod.</summary>
     public long RingFaults => Volatile.Read(ref _ringFaults);
 
+    /// <summary>Times a queue worker slept waiting for the guest, its completions or a stop.</summary>
+    public long Sleeps => Volatile.Read(ref _sleeps);
+    /// <summary>Sleeps avoided: idle spells that polling the ring ended (BlockBackendOptions.PollTime).</summary>
+    public long PollHits => Volatile.Read(ref _pollHits);
+
     public LatencyHistogram Latency { get; } = new();
 
     internal void CountOutOfResources() => Interlocked.Increment(ref _ooReq);
@@ -49,4 +54,6 @@ public sealed class BlockStatistics
     }
     internal void CountNotSupported() => Interlocked.Increment(ref _eopnotsupp);
     internal void CountRingFault() => Interlocked.Increment(ref _ringFaults);
+    internal void CountSleep() => Interlocked.Increment(ref _sleeps);
+    internal void CountPollHit() => Interlocked.Increment(ref _pollHits);
 }

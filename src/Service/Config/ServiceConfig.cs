@@ -48,6 +48,12 @@ public sealed class LimitsConfig
 
     /// <summary>feature-max-indirect-segments offered to blkfront (11..4096; 256 gives 1 MiB requests).</summary>
     public int MaxIndirectSegments { get; set; } = 256;
+
+    /// <summary>
+    /// Longest adaptive poll of a block ring before its worker sleeps, 0..1000 us; 0 (default) never
+    /// spins (Backend.Block.BlockBackendOptions.PollTime says what it buys).
+    /// </summary>
+    public int BlockPollMicroseconds { get; set; }
 }
 
 public sealed class QosConfig

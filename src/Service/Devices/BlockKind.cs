@@ -22,6 +22,7 @@ internal static class BlockKind
             MaxRingPageOrder = config.Limits.MaxRingPageOrder,
             MaxIndirectSegments = config.Limits.MaxIndirectSegments,
             IoEngine = engine,
+            PollTime = TimeSpan.FromMicroseconds(config.Limits.BlockPollMicroseconds),
             RateLimiter = IoRateLimiter.Create(qos.DiskIops, qos.DiskBytesPerSecond),
             // A worker restarted under a live guest serves again what its predecessor left unanswered.
             JournalDirectory = ServiceConfig.JournalDirectoryOf(config),
@@ -47,6 +48,8 @@ internal static class BlockKind
             ["errors"] = s.ErrorResponses,
             ["io_errors"] = s.IoErrors,
             ["ring_faults"] = s.RingFaults,
+            ["sleeps"] = s.Sleeps,
+            ["poll_hits"] = s.PollHits,
         };
     }
 }
