@@ -23,9 +23,9 @@ public sealed class LatencyHistogram
     public static int BucketOf(long microseconds) =>
         microseconds <= 0 ? 0 : Math.Min(BucketCount - 1, 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)microseconds));
 
-    internal void RecordSince(long startTimestamp)
+    /// <summary>Records an interval in <see cref="Stopwatch"/> ticks.</summary>
+    internal void RecordTicks(long elapsed)
     {
-        long elapsed = Stopwatch.GetTimestamp() - startTimestamp;
         long micros = elapsed <= 0 ? 0 : elapsed * 1_000_000 / Stopwatch.Frequency;
         RecordMicroseconds(micros);
     }
