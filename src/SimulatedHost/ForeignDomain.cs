@@ -21,9 +21,19 @@ internal sealed class ForeignDomain(ushort domid, MemFd memory, GrantTable grant
     /// <summary>All guest RAM, writable, mapped once on first use: the simulated hypervisor's view for grant copy.</summary>
     public Span<byte> Frame(uint frame)
     {
+        // Once mapped it stays mapped: only the first use takes the lock (this runs per copied page).
+        MappedMemory all = Volatile.Read(ref _all) ?? MapOnce();
+        return all.Span.Slice((int)frame * MemFd.PageSize, MemFd.PageSize);
+    }
+
+    private MappedMemory MapOnce()
+    {
         lock (_lock)
-            _all ??= Memory.MapAll(writable: true);
-        return _all.Span.Slice((int)frame * MemFd.PageSize, MemFd.PageSize);
+        {
+            if (_all is null)
+                Volatile.Write(ref _all, Memory.MapAll(writable: true));
+            return _all;
+        }
     }
 
     public void Dispose()
