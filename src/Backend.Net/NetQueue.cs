@@ -406,6 +406,7 @@ internal sealed class NetQueue : IDisposable
     }
 
     private int _slotCount, _packetCount, _segmentCount, _arenaUsed;
+    private uint _txUnpushed, _rxUnpushed;
 
     /// <summary>Serves up to a few batches; true when requests remain (call again before sleeping).</summary>
     private bool ServiceTx()
@@ -423,9 +424,29 @@ internal sealed class NetQueue : IDisposable
             bool more = BuildTxBatch();
             FlushTxBatch();
             if (_fatal || !more)
+            {
+                PushTxResponses();
                 return false;
+            }
         }
+        PushTxResponses();
         return true;
+    }
+
+    /// <summary>
+    /// Publishes the TX responses written so far and notifies the frontend if it asked. Once per
+    /// service pass (up to 4 batches), not per batch: on the bench VM a notify that wakes the guest
+    /// cost ~9 us, 14 % of the queue thread at 64 B through a tap. Responses never wait past the
+    /// pass, so a guest waiting for TX slots gets them before the worker can sleep.
+    /// </summary>
+    private void PushTxResponses()
+    {
+        // Nothing new: no store to the shared ring (the guest polls that cache line).
+        if (_txUnpushed == 0)
+            return;
+        _txUnpushed = 0;
+        if (_tx.PushResponsesAndCheckNotify())
+            _evtchn.Notify(_txPort);
     }
 
     /// <summary>Consumes and validates requests into the batch; true when it stopped because the batch was full.</summary>
@@ -677,8 +698,10 @@ internal sealed class NetQueue : IDisposable
         // Every consumed slot gets a response in consumption order; extra-info slots get NETIF_RSP_NULL.
         for (int i = 0; i < _slotCount; i++)
             _tx.PutResponse(new NetifTxResponse { Id = _txSlots[i].Id, Status = _txSlots[i].Status });
-        if (_tx.PushResponsesAndCheckNotify())
-            _evtchn.Notify(_txPort);
+        // Half a ring unanswered: hand the guest its slots back now, so it can refill while we work.
+        _txUnpushed += (uint)_slotCount;
+        if (_txUnpushed >= _tx.Size / 2)
+            PushTxResponses();
     }
 
     private void MarkPacketFailed(nint destination)
@@ -916,7 +939,7 @@ internal sealed class NetQueue : IDisposable
             }
             if (_rxSegmentCount + dataSlots > RxCopyBatch || _rxSlotCount + needed > _rxSlots.Length || _rxFrameCount == RxFramesPerFlush)
             {
-                FlushRx();
+                FlushRx(endOfPass: false);
                 if (_rxSegmentCount + dataSlots > RxCopyBatch)
                     break; // cannot happen: a frame needs at most 17 segments
             }
@@ -963,7 +986,7 @@ internal sealed class NetQueue : IDisposable
             // boundary does it before any further tap read.
             _rxQueue.Pop();
         }
-        FlushRx();
+        FlushRx(endOfPass: true);
         if (_rxQueue.Count > 0 || !delivered)
         {
             // Ask for a kick when the guest posts buffers (req_event = req_cons + 1).
@@ -1030,7 +1053,12 @@ internal sealed class NetQueue : IDisposable
         return true;
     }
 
-    private void FlushRx()
+    /// <summary>
+    /// Copies the batch into the guest and writes its responses. They are published (and the guest
+    /// notified) at the end of a delivery pass or once half a ring waits, not after every batch: as
+    /// on the TX side, each notify that wakes the guest costs the queue thread several us here.
+    /// </summary>
+    private void FlushRx(bool endOfPass)
     {
         if (_rxSegmentCount > 0)
         {
@@ -1052,9 +1080,13 @@ internal sealed class NetQueue : IDisposable
             else
                 _rx.PutResponse(new NetifRxResponse { Id = slot.Id, Offset = 0, Flags = slot.Flags, Status = slot.Status });
         }
-        bool any = _rxSlotCount > 0;
+        _rxUnpushed += (uint)_rxSlotCount;
         _rxSlotCount = _rxSegmentCount = _rxFrameCount = 0;
-        if (any && _rx.PushResponsesAndCheckNotify())
-            _evtchn.Notify(_rxPort);
+        if (_rxUnpushed > 0 && (endOfPass || _rxUnpushed >= _rx.Size / 2))
+        {
+            _rxUnpushed = 0;
+            if (_rx.PushResponsesAndCheckNotify())
+                _evtchn.Notify(_rxPort);
+        }
     }
 }
