@@ -11,8 +11,9 @@ namespace XenBackends.Block.Bench;
 
 /// <summary>
 /// A tight blkfront: keeps <see cref="Workload.QueueDepth"/> requests in flight on one ring and refills
-/// each slot as soon as its response arrives, sleeping on its event channel only when the ring is
-/// empty (as Linux blkfront does). Every page, grant and request template is set up before the run,
+/// each slot as soon as its response arrives. When it finds no response it either sleeps on its event
+/// channel (as Linux blkfront does) or, polling, spins on rsp_prod (fio's hipri, SPDK) so that it can
+/// keep a faster backend saturated. Every page, grant and request template is set up before the run,
 /// so the driver itself allocates nothing and the allocation count is the backend's.
 /// </summary>
 internal sealed class BenchFrontend
