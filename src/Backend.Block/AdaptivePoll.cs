@@ -16,8 +16,10 @@ internal struct AdaptivePoll
         ArgumentOutOfRangeException.ThrowIfNegative(maxTicks);
         _max = maxTicks;
         _start = maxTicks / 4;
-        Window = 0;
     }
+
+    /// <summary>False when the maximum is zero: the queue never polls and needs no idle timing.</summary>
+    public readonly bool Enabled => _max != 0;
 
     /// <summary>Ticks to poll before the next sleep; 0 means sleep at once.</summary>
     public long Window { get; private set; }

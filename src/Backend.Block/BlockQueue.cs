@@ -154,11 +154,11 @@ public sealed class BlockQueue : IDisposable
     private int _finished;
     private int _disposed;
     private long _idleAllocated;
+    private uint _idleResponses;
     private AdaptivePoll _poll;
     // The latency clock, read once per drain, copy batch and completion reap rather than twice per
     // request: a clock read costs about a third of a null request's whole CPU on the bench VM.
     private long _clock;
-    private uint _idleResponses;
 
     internal BlockQueue(int index, ushort domid, SharedMemory ringMemory, BlkifAbi abi, IEventChannels events, uint port,
         IGrantMapper grants, BlockImage image, BlockStatistics stats, BlockBackendOptions options, Action<BlockQueue, string> fatal,
@@ -379,12 +379,14 @@ public sealed class BlockQueue : IDisposable
                 }
                 else if (_throttledUntil != 0)
                     timeout = (int)Math.Max(1, (_throttledUntil - Stopwatch.GetTimestamp()) * 1000 / Stopwatch.Frequency);
-                // Only an idle spell that waits for the guest alone teaches the poll window anything.
-                bool waitingForGuest = ReadyForRequests && _io.InFlight == 0;
+                bool ready = ReadyForRequests;
+                // Only an idle spell that waits for the guest alone teaches the poll window anything,
+                // and only then may the worker poll: a completion must not wait for the poll to end.
+                bool waitingForGuest = ready && _poll.Enabled && _io.InFlight == 0;
                 long idleFrom = waitingForGuest ? Stopwatch.GetTimestamp() : 0;
-                if (ReadyForRequests)
+                if (ready)
                 {
-                    if (PollForRequests())
+                    if (waitingForGuest && PollForRequests())
                     {
                         _stats.CountPollHit();
                         Service();
@@ -452,13 +454,12 @@ public sealed class BlockQueue : IDisposable
         && (_pool is null || _freePageCount >= _maxSegments);
 
     /// <summary>
-    /// Watches req_prod for up to the poll time before the worker sleeps, with req_event left
-    /// unarmed so the frontend does not kick. Only when nothing is in the engine: a completion
-    /// must not wait for the poll to end.
+    /// Watches req_prod for up to the poll window before the worker sleeps, with req_event left
+    /// unarmed so the frontend does not kick.
     /// </summary>
     private bool PollForRequests()
     {
-        if (_poll.Window == 0 || _io.InFlight != 0)
+        if (_poll.Window == 0)
             return false;
         long deadline = Stopwatch.GetTimestamp() + _poll.Window;
         do

@@ -7,6 +7,7 @@ public sealed class AdaptivePollTests
     public void WithoutAMaximumTheQueueNeverPolls()
     {
         var poll = new AdaptivePoll(0);
+        Assert.False(poll.Enabled);
         poll.Idled(1);
         poll.Idled(0);
         Assert.Equal(0, poll.Window);
@@ -16,6 +17,7 @@ public sealed class AdaptivePollTests
     public void ShortIdleSpellsGrowTheWindowToTheMaximumAndNoFurther()
     {
         var poll = new AdaptivePoll(1000);
+        Assert.True(poll.Enabled);
         Assert.Equal(0, poll.Window);
         poll.Idled(100);
         Assert.Equal(250, poll.Window);
