@@ -64,10 +64,7 @@ public sealed class OutOfOrderResponseTests : IDisposable
         await h.Store.WriteAsync(BlockHarness.Path.Backend + "/state", "4");
 
         // A new process: a new device over the same journal directory, with a real engine.
-        await using var successor = new BlockDevice(h.Host.CreateGrantMapper(), () => h.Host.OpenEventChannels(SimulatedHost.SimulatedXenHost.Dom0),
-            new BlockBackendOptions { JournalDirectory = _journals, DrainTimeout = TimeSpan.FromSeconds(5) });
-        await successor.PrepareAsync(h.Device, CancellationToken.None);
-        await successor.ConnectAsync(h.Device, CancellationToken.None);
+        await using var successor = await StartSuccessorAsync(h, new BlockBackendOptions { JournalDirectory = _journals, DrainTimeout = TimeSpan.FromSeconds(5) });
         Assert.True(successor.Queues[0].Resumed, successor.Queues[0].ResumeProblem);
         Assert.Equal(1, successor.Queues[0].ReplayedRequests);
 
@@ -99,10 +96,7 @@ public sealed class OutOfOrderResponseTests : IDisposable
         var rebooted = TestBlkfront.Create(h.Guest, BlkifAbi.X86_64, 0, 1);
         await rebooted.WriteKeysAsync(h.Store, BlockHarness.Path.ExpectedFrontend);
         ScriptedIoEngine? engine = null;
-        await using var successor = new BlockDevice(h.Host.CreateGrantMapper(), () => h.Host.OpenEventChannels(SimulatedHost.SimulatedXenHost.Dom0),
-            StuckFirstWrite(e => engine = e, stuck: false));
-        await successor.PrepareAsync(h.Device, CancellationToken.None);
-        await successor.ConnectAsync(h.Device, CancellationToken.None);
+        await using var successor = await StartSuccessorAsync(h, StuckFirstWrite(e => engine = e, stuck: false));
         Assert.False(successor.Queues[0].Resumed);
         Assert.Null(successor.Queues[0].ResumeProblem);
         rebooted.PutOperation(0, BlkifOp.FlushDiskCache, 9);
@@ -124,10 +118,7 @@ public sealed class OutOfOrderResponseTests : IDisposable
         await h.Store.WriteAsync(BlockHarness.Path.Backend + "/state", "4");
         var other = TestBlkfront.Create(h.Guest, BlkifAbi.X86_64, 0, 1);
         await other.WriteKeysAsync(h.Store, BlockHarness.Path.ExpectedFrontend);
-        await using var successor = new BlockDevice(h.Host.CreateGrantMapper(), () => h.Host.OpenEventChannels(SimulatedHost.SimulatedXenHost.Dom0),
-            new BlockBackendOptions { JournalDirectory = _journals });
-        await successor.PrepareAsync(h.Device, CancellationToken.None);
-        await successor.ConnectAsync(h.Device, CancellationToken.None);
+        await using var successor = await StartSuccessorAsync(h, new BlockBackendOptions { JournalDirectory = _journals });
         Assert.False(successor.Queues[0].Resumed);
         Assert.Contains("no journal for this ring", successor.Queues[0].ResumeProblem);
         other.PutOperation(0, BlkifOp.FlushDiskCache, 10);
@@ -188,10 +179,7 @@ public sealed class OutOfOrderResponseTests : IDisposable
         Assert.Equal(0, front.TakeResponses(0, []));
         await h.Store.WriteAsync(BlockHarness.Path.Backend + "/state", "4");
 
-        await using var successor = new BlockDevice(h.Host.CreateGrantMapper(), () => h.Host.OpenEventChannels(SimulatedHost.SimulatedXenHost.Dom0),
-            new BlockBackendOptions { JournalDirectory = _journals, DrainTimeout = TimeSpan.FromSeconds(5) });
-        await successor.PrepareAsync(h.Device, CancellationToken.None);
-        await successor.ConnectAsync(h.Device, CancellationToken.None);
+        await using var successor = await StartSuccessorAsync(h, new BlockBackendOptions { JournalDirectory = _journals, DrainTimeout = TimeSpan.FromSeconds(5) });
         Assert.True(successor.Queues[0].Resumed, successor.Queues[0].ResumeProblem);
         var responses = await front.WaitForResponsesAsync(0, expected.Count, TimeSpan.FromSeconds(20));
         Assert.Equal(expected.OrderBy(r => r.Id), responses.OrderBy(r => r.Id));
@@ -205,6 +193,23 @@ public sealed class OutOfOrderResponseTests : IDisposable
     }
 
     /// <summary>Options whose engines never complete the write at <see cref="StuckOffset"/> and complete everything else at once.</summary>
+    /// <summary>A new worker's device (a restarted process) over the harness's xenstore device, prepared and connected.</summary>
+    private static async Task<BlockDevice> StartSuccessorAsync(BlockHarness h, BlockBackendOptions options)
+    {
+        var successor = new BlockDevice(h.Host.CreateGrantMapper(), () => h.Host.OpenEventChannels(SimulatedHost.SimulatedXenHost.Dom0), options);
+        try
+        {
+            await successor.PrepareAsync(h.Device, CancellationToken.None);
+            await successor.ConnectAsync(h.Device, CancellationToken.None);
+            return successor;
+        }
+        catch
+        {
+            await successor.DisposeAsync();
+            throw;
+        }
+    }
+
     private BlockBackendOptions StuckFirstWrite(Action<ScriptedIoEngine> created, bool stuck = true) => new()
     {
         JournalDirectory = _journals,
