@@ -7,7 +7,7 @@ using XenBackends.SimulatedHost;
 
 // Net.Bench: one NetQueue (the per-queue data path) on the simulated host, guest TX and guest RX,
 // with a null frame device and with a real tap in a private namespace, plus bare tap loops.
-// Usage: dotnet run -c Release --project bench/Net.Bench [-- --runs 5 --seconds 1.5 --only "guest TX/64 B"]
+// Usage: dotnet run -c Release --project bench/Net.Bench [-- --runs 5 --seconds 1.5 --only "guest TX/64 B" --old-batch]
 int runs = 5;
 double seconds = 1.5;
 string only = "";
@@ -19,6 +19,11 @@ string only = "";
 string frontendMode = "auto";
 for (int i = 0; i + 1 < args.Length; i += 2)
 {
+    if (args[i] is "--old-batch" or "--probe-map")
+    {
+        i--; // a switch without a value
+        continue;
+    }
     if (args[i] == "--runs") runs = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
     else if (args[i] == "--seconds") seconds = double.Parse(args[i + 1], CultureInfo.InvariantCulture);
     else if (args[i] == "--frontend") frontendMode = args[i + 1];
@@ -43,53 +48,83 @@ try
         "|---|---|---|---|---|---|---|---|---|---|",
     };
     var medians = new Dictionary<string, Sample>();
-    void Row(string direction, string size, string path, Func<List<Sample>> measure)
+    // Paired ratios: each with-tap run is followed at once by its bare-loop run, so a change in the
+    // machine's load between the two halves of a row pair moves both (the small-frame RX ratios
+    // swung from 63 % to 88 % between full runs when the rows ran one after the other).
+    var paired = new Dictionary<string, List<double>>();
+    bool Wanted(string direction, string size, string path) => $"{direction}/{size}/{path}".StartsWith(only, StringComparison.Ordinal);
+    string Fmt(double v, string f) => double.IsNaN(v) ? "–" : v.ToString(f, CultureInfo.InvariantCulture);
+    void AddRow(string direction, string size, string path, List<Sample> samples)
     {
-        if (!$"{direction}/{size}/{path}".StartsWith(only, StringComparison.Ordinal))
-            return;
-        var samples = measure();
         var ordered = samples.OrderBy(s => s.Pps).ToList();
         var m = ordered[ordered.Count / 2];
         medians[$"{direction}/{size}/{path}"] = m;
-        string Fmt(double v, string f) => double.IsNaN(v) ? "–" : v.ToString(f, CultureInfo.InvariantCulture);
         table.Add($"| {direction} | {size} | {path} | {Fmt(m.Pps / 1e6, "0.000")} | {Fmt(m.Pps * m.Bytes * 8 / 1e9, "0.00")} | {Fmt(m.BackendUs, "0.000")} | {Fmt(m.FrontendUs, "0.000")} | {Fmt(m.ProcessUs, "0.000")} | {Fmt(m.AllocPerPacket, "0.00")} | {string.Join(" ", samples.Select(s => (s.Pps / 1e6).ToString("0.000", CultureInfo.InvariantCulture)))} |");
         Console.Error.WriteLine(table[^1]);
     }
-    Func<List<Sample>> Repeat(Func<Sample> run) => () => [.. Enumerable.Range(0, runs).Select(_ => run())];
+    void Row(string direction, string size, string path, Func<Sample> run)
+    {
+        if (Wanted(direction, size, path))
+            AddRow(direction, size, path, [.. Enumerable.Range(0, runs).Select(_ => run())]);
+    }
+    // The backend through the tap and its bare loop, run by run in turns.
+    void Pair(string direction, string size, string barePath, Func<Sample> backend, Func<Sample> bare)
+    {
+        bool wantTap = Wanted(direction, size, "tap"), wantBare = Wanted(direction, size, barePath);
+        var t = new List<Sample>();
+        var b = new List<Sample>();
+        for (int i = 0; i < runs; i++)
+        {
+            if (wantTap) t.Add(backend());
+            if (wantBare) b.Add(bare());
+        }
+        if (wantTap) AddRow(direction, size, "tap", t);
+        if (wantBare) AddRow(direction, size, barePath, b);
+        if (wantTap && wantBare)
+            paired[$"{direction} {size}"] = [.. t.Zip(b, (x, y) => x.Pps / y.Pps)];
+    }
 
-    // Guest TX with the old batch arena (room for one 64 KiB frame beyond 64 x 2 KiB), for a
-    // before/after in the same run; only the 64 KiB rows can differ.
+    // --old-batch: guest TX also with the old batch arena (room for one 64 KiB frame beyond 64 x
+    // 2 KiB), the before/after of the netpipe change; only the 64 KiB rows can differ.
+    bool oldBatchRows = args.Contains("--old-batch");
     var oldBatch = new NetQueueOptions { TxBatchLargeFrames = 1 };
     foreach (var (label, size, gso) in new[] { ("64 B", 64, false), ("1500 B", 1500, false), ("64 KiB GSO", 65535, true) })
     {
-        Row("guest TX", label, "null sink", Repeat(() => Bench.Backend(tx: true, size, gso, null, seconds)));
-        Row("guest TX", label, "null sink, old batch", Repeat(() => Bench.Backend(tx: true, size, gso, null, seconds, options: oldBatch)));
-        Row("guest TX", label, "tap", Repeat(() => Bench.Backend(tx: true, size, gso, lab, seconds)));
-        Row("guest TX", label, "tap, old batch", Repeat(() => Bench.Backend(tx: true, size, gso, lab, seconds, options: oldBatch)));
-        Row("guest TX", label, "bare tap write loop", Repeat(() => lab.BareWrite(size, gso, seconds)));
-        Row("guest RX", label, "null source", Repeat(() => Bench.Backend(tx: false, size, gso, null, seconds)));
-        Row("guest RX", label, "tap", Repeat(() => Bench.Backend(tx: false, size, gso, lab, seconds)));
-        Row("guest RX", label, "bare tap read loop", Repeat(() => lab.BareRead(size, gso, seconds)));
+        Row("guest TX", label, "null sink", () => Bench.Backend(tx: true, size, gso, null, seconds));
+        if (oldBatchRows)
+        {
+            Row("guest TX", label, "null sink, old batch", () => Bench.Backend(tx: true, size, gso, null, seconds, options: oldBatch));
+            Row("guest TX", label, "tap, old batch", () => Bench.Backend(tx: true, size, gso, lab, seconds, options: oldBatch));
+        }
+        Pair("guest TX", label, "bare tap write loop", () => Bench.Backend(tx: true, size, gso, lab, seconds), () => lab.BareWrite(size, gso, seconds));
+        Row("guest RX", label, "null source", () => Bench.Backend(tx: false, size, gso, null, seconds));
+        Pair("guest RX", label, "bare tap read loop", () => Bench.Backend(tx: false, size, gso, lab, seconds), () => lab.BareRead(size, gso, seconds));
     }
     // Two queues of one vif, each with its own thread, rings and flood frontend: the Mpps column is
     // the sum over both queues. On 2 shared CPUs this shows contention, not scaling.
-    Row("guest TX", "64 B", "null sink, 2 queues (sum)", Repeat(() => Bench.Backend(tx: true, 64, false, null, seconds, queues: 2)));
-    Row("guest RX", "64 B", "null source, 2 queues (sum)", Repeat(() => Bench.Backend(tx: false, 64, false, null, seconds, queues: 2)));
+    Row("guest TX", "64 B", "null sink, 2 queues (sum)", () => Bench.Backend(tx: true, 64, false, null, seconds, queues: 2));
+    Row("guest RX", "64 B", "null source, 2 queues (sum)", () => Bench.Backend(tx: false, 64, false, null, seconds, queues: 2));
     Console.WriteLine($"Net.Bench: {runs} runs x {seconds} s per row, 1 queue, medians, frontend {frontendMode}{(frontendMode == "auto" ? " (interrupt-driven through the tap, busy-yield on the null rows)" : "")}; machine: {Environment.ProcessorCount} CPUs (shared), load average {File.ReadAllText("/proc/loadavg")[..14]}");
     Console.WriteLine();
     foreach (string line in table)
         Console.WriteLine(line);
     Console.WriteLine();
-    // The target is the packets/s ratio. The CPU ratio (bare loop's thread / backend thread, per
-    // packet) says how much of a gap is the backend's own work rather than the CPUs it shares with
-    // the simulated frontend and the generator.
-    foreach (var (label, size) in new[] { ("64 B", 64), ("1500 B", 1500), ("64 KiB GSO", 65535) })
+    // The target is the packets/s ratio, taken run by run (each tap run against the bare run right
+    // after it) and reported as the median of those pairs. The CPU ratio (bare loop's thread /
+    // backend thread, per packet, from the row medians) says how much of a gap is the backend's own
+    // work rather than the CPUs it shares with the simulated frontend and the generator.
+    foreach (var (label, _) in new[] { ("64 B", 64), ("1500 B", 1500), ("64 KiB GSO", 65535) })
     {
-        foreach (var (dir, path, bare) in new[] { ("guest TX", "tap", "bare tap write loop"), ("guest TX", "tap, old batch", "bare tap write loop"), ("guest RX", "tap", "bare tap read loop") })
+        foreach (var (dir, bare) in new[] { ("guest TX", "bare tap write loop"), ("guest RX", "bare tap read loop") })
         {
-            if (medians.TryGetValue($"{dir}/{label}/{path}", out Sample t) && medians.TryGetValue($"{dir}/{label}/{bare}", out Sample b))
-                Console.WriteLine($"{dir} {label}: backend with {path} / bare tap loop = {t.Pps / b.Pps * 100:0}% of packets/s; CPU per packet bare / backend = {b.BackendUs / t.BackendUs * 100:0}%");
+            if (!paired.TryGetValue($"{dir} {label}", out var ratios))
+                continue;
+            double median = ratios.OrderBy(r => r).ElementAt(ratios.Count / 2);
+            Sample t = medians[$"{dir}/{label}/tap"], b = medians[$"{dir}/{label}/{bare}"];
+            Console.WriteLine($"{dir} {label}: backend with tap / bare tap loop = {median * 100:0}% of packets/s (median of {ratios.Count} paired runs: {string.Join(" ", ratios.Select(r => (r * 100).ToString("0", CultureInfo.InvariantCulture)))}); CPU per packet bare / backend = {b.BackendUs / t.BackendUs * 100:0}%");
         }
+        if (oldBatchRows && medians.TryGetValue($"guest TX/{label}/tap, old batch", out Sample o) && medians.TryGetValue($"guest TX/{label}/bare tap write loop", out Sample bw))
+            Console.WriteLine($"guest TX {label}: backend with tap, old batch / bare tap loop = {o.Pps / bw.Pps * 100:0}% of packets/s (row medians)");
     }
 }
 finally
