@@ -27,6 +27,7 @@ for (int i = 0; i + 1 < args.Length; i += 2)
     if (args[i] == "--runs") runs = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
     else if (args[i] == "--seconds") seconds = double.Parse(args[i + 1], CultureInfo.InvariantCulture);
     else if (args[i] == "--frontend") frontendMode = args[i + 1];
+    else if (args[i] == "--rx-coalesce-us") Bench.QueueOptions = new NetQueueOptions { RxCoalesceTime = TimeSpan.FromMicroseconds(int.Parse(args[i + 1], CultureInfo.InvariantCulture)) };
     else if (args[i] == "--only") only = args[i + 1]; // e.g. "guest TX/64 B/null sink": rows whose key starts with it
 }
 
@@ -87,7 +88,7 @@ try
     // --old-batch: guest TX also with the old batch arena (room for one 64 KiB frame beyond 64 x
     // 2 KiB), the before/after of the netpipe change; only the 64 KiB rows can differ.
     bool oldBatchRows = args.Contains("--old-batch");
-    var oldBatch = new NetQueueOptions { TxBatchLargeFrames = 1 };
+    var oldBatch = Bench.QueueOptions with { TxBatchLargeFrames = 1 };
     foreach (var (label, size, gso) in new[] { ("64 B", 64, false), ("1500 B", 1500, false), ("64 KiB GSO", 65535, true) })
     {
         Row("guest TX", label, "null sink", () => Bench.Backend(tx: true, size, gso, null, seconds));
@@ -104,7 +105,7 @@ try
     // the sum over both queues. On 2 shared CPUs this shows contention, not scaling.
     Row("guest TX", "64 B", "null sink, 2 queues (sum)", () => Bench.Backend(tx: true, 64, false, null, seconds, queues: 2));
     Row("guest RX", "64 B", "null source, 2 queues (sum)", () => Bench.Backend(tx: false, 64, false, null, seconds, queues: 2));
-    Console.WriteLine($"Net.Bench: {runs} runs x {seconds} s per row, 1 queue, medians, frontend {frontendMode}{(frontendMode == "auto" ? " (interrupt-driven through the tap, busy-yield on the null rows)" : "")}; machine: {Environment.ProcessorCount} CPUs (shared), load average {File.ReadAllText("/proc/loadavg")[..14]}");
+    Console.WriteLine($"Net.Bench: {runs} runs x {seconds} s per row, 1 queue, medians, rx coalescing {Bench.QueueOptions.RxCoalesceTime.TotalMicroseconds} us, frontend {frontendMode}{(frontendMode == "auto" ? " (interrupt-driven through the tap, busy-yield on the null rows)" : "")}; machine: {Environment.ProcessorCount} CPUs (shared), load average {File.ReadAllText("/proc/loadavg")[..14]}");
     Console.WriteLine();
     foreach (string line in table)
         Console.WriteLine(line);
@@ -140,6 +141,9 @@ internal static class Bench
 
     /// <summary>virtio_net_hdr of a TCPv4 TSO super-frame: partial checksum at 34+16, MSS 1448, headers 54 B.</summary>
     public static readonly VirtioNetHeader GsoHeader = new() { Flags = VirtioNetHeader.FlagNeedsCsum, CsumStart = 34, CsumOffset = 16, GsoType = VirtioNetHeader.GsoTcpV4, GsoSize = 1448, HdrLen = 54 };
+
+    /// <summary>The queue's tunables for every row without its own (--rx-coalesce-us sets RxCoalesceTime).</summary>
+    public static NetQueueOptions QueueOptions = new();
 
     /// <summary>--frontend: auto, spin (busy-yield) or interrupt (sleep on the event channel).</summary>
     public static string FrontendMode = "auto";
@@ -198,7 +202,7 @@ internal static class Bench
                     devices.Add(source);
                     device = source;
                 }
-                netQueues[q] = new NetQueue(q, Domid, grants, evtchn, port, port, txMemory, rxMemory, device, features, options ?? new NetQueueOptions(), vif, null, (_, m) => fatal = m);
+                netQueues[q] = new NetQueue(q, Domid, grants, evtchn, port, port, txMemory, rxMemory, device, features, options ?? QueueOptions, vif, null, (_, m) => fatal = m);
                 threads[q] = new Thread(() =>
                 {
                     if (tx) front.FloodTx(ref stop.Value);

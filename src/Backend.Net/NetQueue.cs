@@ -230,12 +230,15 @@ internal sealed class NetQueue : IDisposable
 
     private void Run()
     {
+        long coalesceUs = (long)_options.RxCoalesceTime.TotalMicroseconds;
+        if (coalesceUs > 0)
+            QueuePoll.SetThreadTimerSlack(1000);
         try
         {
             int timeout = 0; // look at the rings once at start: the frontend may have queued work before we bound
             while (true)
             {
-                ulong ready = _poll.Wait(timeout);
+                ulong ready = timeout != 0 && _tapPaused ? _poll.WaitMicroseconds(CoalesceWait(coalesceUs, timeout)) : _poll.Wait(timeout);
                 if ((ready & (1UL << TokenStop)) != 0)
                     return;
                 if ((ready & (1UL << TokenWake)) != 0)
@@ -260,14 +263,20 @@ internal sealed class NetQueue : IDisposable
                     else if (port != p0) p1 = port;
                 }
                 bool moreTx = ServiceTx();
+                _tapFramesRead = 0;
+                _tapRanDry = false;
                 ServiceRx();
                 if (p0 != uint.MaxValue) _evtchn.Unmask(p0);
                 if (p1 != uint.MaxValue) _evtchn.Unmask(p1);
                 if (_fatal)
                 {
+                    CoalesceRx(false);
                     timeout = -1;
                     continue;
                 }
+                // Only a tap that ran dry waits for the timer; one that still has frames (the pass
+                // ran out of budget) is read again at once, as before.
+                CoalesceRx(coalesceUs > 0 && _tapFramesRead > 0 && _tapRanDry);
                 if (!moreTx && !_held && _tx.FinalCheckForRequests() != RingPoll.Idle)
                     moreTx = true;
                 timeout = moreTx ? 0 : SleepTimeout();
@@ -281,6 +290,32 @@ internal sealed class NetQueue : IDisposable
             Fatal("internal error: " + e.Message);
         }
     }
+
+    // Guest-RX coalescing (NetQueueOptions.RxCoalesceTime): while frames keep coming, the tap fd is
+    // paused in the epoll and read again on a timer instead of on every arrival.
+    private bool _tapPaused;
+    private int _tapFramesRead;
+    private bool _tapRanDry;
+
+    private void CoalesceRx(bool frames)
+    {
+        if (_tapGone)
+        {
+            _tapPaused = false; // TapGone took it out of the epoll altogether
+            return;
+        }
+        if (frames == _tapPaused)
+            return;
+        if (frames)
+            _poll.Pause(_tap.PollFd, TokenTap);
+        else
+            _poll.Resume(_tap.PollFd, TokenTap);
+        _tapPaused = frames;
+    }
+
+    // The coalescing wait, shortened by whatever else is due sooner (stall check, rate credit).
+    private static long CoalesceWait(long coalesceUs, int timeoutMs) =>
+        timeoutMs < 0 ? coalesceUs : Math.Min(coalesceUs, timeoutMs * 1000L);
 
     /// <summary>A changed <c>rate</c> key: applied by the queue thread before its next guest-TX pass.</summary>
     public void SetRate((ulong Bytes, ulong Microseconds)? rate)
@@ -825,7 +860,11 @@ internal sealed class NetQueue : IDisposable
             {
                 TapIoStatus status = _tap.Read(space, out int length);
                 if (status == TapIoStatus.WouldBlock)
+                {
+                    _tapRanDry = true;
                     return false;
+                }
+                _tapFramesRead++;
                 if (status != TapIoStatus.Ok)
                 {
                     if (status == TapIoStatus.Gone)
@@ -862,6 +901,7 @@ internal sealed class NetQueue : IDisposable
                     TapGone();
                 if (status != TapIoStatus.Ok)
                     return false;
+                _tapFramesRead++;
                 Counters.RxDrops++;
             }
         }

@@ -14,7 +14,7 @@ public sealed class ConfigTests
               // comments are allowed: administrators annotate their files
               "kinds": ["vbd", "xbecho"],
               "ioEngine": "threads",
-              "limits": { "maxQueues": 2, "maxRingPageOrder": 3, "maxIndirectSegments": 512, "blockPollMicroseconds": 50 },
+              "limits": { "maxQueues": 2, "maxRingPageOrder": 3, "maxIndirectSegments": 512, "blockPollMicroseconds": 50, "netRxCoalesceMicroseconds": 20 },
               "qos": { "defaults": { "diskIops": 1000 }, "guests": { "web1": { "diskBytesPerSecond": 5000000, "vifBytesPerSecond": 125000 } } },
               "metrics": { "enabled": true, "listen": "[::1]:9100" },
               "controlSocket": "/run/xb/control.sock",
@@ -26,6 +26,7 @@ public sealed class ConfigTests
         Assert.Equal(2, c.Limits.MaxQueues);
         Assert.Equal(512, c.Limits.MaxIndirectSegments);
         Assert.Equal(50, c.Limits.BlockPollMicroseconds);
+        Assert.Equal(20, c.Limits.NetRxCoalesceMicroseconds);
         Assert.Equal(TimeSpan.FromMicroseconds(50), Devices.BlockKind.Options(c, new GuestQos()).PollTime);
         Assert.Equal(1000, c.Qos.Defaults.DiskIops);
         Assert.Equal(125000, c.Qos.Guests["web1"].VifBytesPerSecond);
@@ -73,7 +74,7 @@ public sealed class ConfigTests
             {
               "kinds": ["vbd", "vbd", "floppy"],
               "ioEngine": "aio",
-              "limits": { "maxQueues": 0, "maxRingPageOrder": 5, "maxIndirectSegments": 8, "blockPollMicroseconds": 5000 },
+              "limits": { "maxQueues": 0, "maxRingPageOrder": 5, "maxIndirectSegments": 8, "blockPollMicroseconds": 5000, "netRxCoalesceMicroseconds": -1 },
               "qos": { "defaults": { "diskIops": -1 }, "guests": { "web1": { "vifBytesPerSecond": -5 } } },
               "metrics": { "listen": "0.0.0.0:9465" },
               "controlSocket": "relative.sock",
@@ -90,6 +91,7 @@ public sealed class ConfigTests
                 "limits.maxRingPageOrder: must be 0..4 (got 5)",
                 "limits.maxIndirectSegments: must be 11..4096 (got 8)",
                 "limits.blockPollMicroseconds: must be 0..1000 (got 5000)",
+                "limits.netRxCoalesceMicroseconds: must be 0..1000 (got -1)",
                 "qos.defaults.diskIops: must be 0 (unlimited) or positive (got -1)",
                 "qos.guests.web1.vifBytesPerSecond: must be 0 (unlimited) or positive (got -5)",
                 "metrics.listen: \"0.0.0.0:9465\" is not a loopback address; metrics are only served on 127.0.0.1 or [::1]",

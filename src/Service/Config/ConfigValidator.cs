@@ -30,6 +30,7 @@ public static class ConfigValidator
             Range(errors, "limits.maxRingPageOrder", c.Limits.MaxRingPageOrder, 0, 4);
             Range(errors, "limits.maxIndirectSegments", c.Limits.MaxIndirectSegments, 11, 4096);
             Range(errors, "limits.blockPollMicroseconds", c.Limits.BlockPollMicroseconds, 0, 1000);
+            Range(errors, "limits.netRxCoalesceMicroseconds", c.Limits.NetRxCoalesceMicroseconds, 0, 1000);
         }
         if (c.Qos?.Defaults is null || c.Qos.Guests is null) errors.Add("qos: must have defaults and guests objects");
         else

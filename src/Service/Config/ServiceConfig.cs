@@ -54,6 +54,12 @@ public sealed class LimitsConfig
     /// spins (Backend.Block.BlockBackendOptions.PollTime says what it buys).
     /// </summary>
     public int BlockPollMicroseconds { get; set; }
+
+    /// <summary>
+    /// Guest-RX interrupt coalescing of every vif queue, 0..1000 us; 0 (default) reads the tap on
+    /// every arrival, as netback does (Backend.Net.NetQueueOptions.RxCoalesceTime says what it buys).
+    /// </summary>
+    public int NetRxCoalesceMicroseconds { get; set; }
 }
 
 public sealed class QosConfig

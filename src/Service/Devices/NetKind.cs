@@ -19,6 +19,7 @@ internal static class NetKind
             OpenEventChannels = ctx.Host.OpenEventChannels,
             MaxQueues = ctx.Config.Limits.MaxQueues,
             DefaultRate = DefaultRate(ctx.Qos.VifBytesPerSecond),
+            Queue = new NetQueueOptions { RxCoalesceTime = TimeSpan.FromMicroseconds(ctx.Config.Limits.NetRxCoalesceMicroseconds) },
             Log = ctx.Log,
             // A tap deleted under the device comes back down and unbridged: redo vif-bridge's work.
             TapRecreated = (tap, ct) => vif!.ReplumbRecreatedAsync(tap, ct),
