@@ -265,6 +265,7 @@ internal sealed class NetQueue : IDisposable
                 bool moreTx = ServiceTx();
                 _tapFramesRead = 0;
                 _tapRanDry = false;
+                _rxRecheck = false;
                 ServiceRx();
                 if (p0 != uint.MaxValue) _evtchn.Unmask(p0);
                 if (p1 != uint.MaxValue) _evtchn.Unmask(p1);
@@ -279,7 +280,7 @@ internal sealed class NetQueue : IDisposable
                 CoalesceRx(coalesceUs > 0 && _tapFramesRead > 0 && _tapRanDry);
                 if (!moreTx && !_held && _tx.FinalCheckForRequests() != RingPoll.Idle)
                     moreTx = true;
-                timeout = moreTx ? 0 : SleepTimeout();
+                timeout = moreTx || _rxRecheck ? 0 : SleepTimeout();
                 Volatile.Write(ref Counters.ThreadAllocatedBytes, GC.GetAllocatedBytesForCurrentThread());
                 Volatile.Write(ref Counters.Passes, Counters.Passes + 1);
             }
@@ -818,6 +819,8 @@ internal sealed class NetQueue : IDisposable
     }
 
     private int _rxSlotCount, _rxSegmentCount, _rxFrameCount;
+    // The guest posted rx buffers while this pass asked for a kick: serve again before sleeping.
+    private bool _rxRecheck;
 
     private void ServiceRx()
     {
@@ -1030,9 +1033,16 @@ internal sealed class NetQueue : IDisposable
             _rxQueue.Pop();
         }
         FlushRx(endOfPass: true);
-        if (_rxQueue.Count > 0 || !delivered)
+        if (_rxQueue.Count > 0 || _rxStalled)
         {
-            // Ask for a kick when the guest posts buffers (req_event = req_cons + 1).
+            // Frames wait for slots: a kick at the guest's next post, even if some buffers are
+            // already there (too few for the head frame). A post that raced with this is looked at
+            // in another pass at once.
+            if (_rx.RequestKickOnNextRequest())
+                _rxRecheck = true;
+        }
+        else if (!delivered)
+        {
             _rx.FinalCheckForRequests();
         }
         return delivered;

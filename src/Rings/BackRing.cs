@@ -182,6 +182,24 @@ public sealed unsafe class BackRing
     }
 
     /// <summary>
+    /// For a consumer that needs more requests than are posted (a frame needing more rx slots):
+    /// asks for a kick at the very next request pushed (req_event = req_prod + 1, as netback's
+    /// xenvif_rx_ring_slots_available does). <see cref="FinalCheckForRequests"/> cannot serve here:
+    /// with requests already unconsumed it arms nothing, and req_cons + 1 would lie behind req_prod,
+    /// where no push ever crosses it. True when req_prod moved meanwhile: look again before sleeping.
+    /// </summary>
+    public bool RequestKickOnNextRequest()
+    {
+        if (Fault != RingFault.None)
+            return false;
+        _sring.ThrowIfReleased();
+        uint reqProd = _sring.Load(SharedRing.ReqProdOffset);
+        _sring.Store(SharedRing.ReqEventOffset, reqProd + 1);
+        Interlocked.MemoryBarrier();
+        return _sring.Load(SharedRing.ReqProdOffset) != reqProd;
+    }
+
+    /// <summary>
     /// <c>RING_FINAL_CHECK_FOR_REQUESTS</c>: before sleeping, asks for a kick at the next request
     /// (req_event = req_cons + 1) and re-checks, so a request pushed meanwhile is not missed.
     /// </summary>

@@ -26,6 +26,29 @@ public sealed class GuestRxTests
     }
 
     [Fact]
+    public async Task A_frame_short_of_slots_is_delivered_when_the_guest_posts_more_kicking_only_when_asked()
+    {
+        // No other tap traffic and no stall for a minute: only a kick can get the frame moving.
+        await using var h = await NetHarness.StartAsync(queue: new NetQueueOptions { RxStallTimeout = TimeSpan.FromSeconds(60) });
+        await h.BringUpAsync(mtu: 9000);
+        h.Front.PostRx(1);
+        using var inject = h.Ns.Inside(() => PacketSocket.Open(h.Net.InterfaceName!));
+        var frame = Frames.Raw(9000, NetHarness.GuestMac, Frames.TapMac, seed: 8);
+        inject.Send(frame);
+        // It needs 3 slots and one is posted: it waits in the queue, the worker goes to sleep.
+        Assert.Null(h.Front.Receive(timeoutMs: 300));
+
+        // req_event must lie past the posted buffer, or this post asks for no kick (netback arms
+        // req_prod + 1; req_cons + 1 is behind req_prod here and no push ever crosses it).
+        h.Front.PostRx(2, kickOnlyIfAsked: true);
+
+        var got = h.Front.Receive(timeoutMs: 5000);
+        Assert.NotNull(got);
+        Assert.Equal(frame, got.Data);
+        Assert.Equal(0, h.Stats().RxStalls);
+    }
+
+    [Fact]
     public async Task Jumbo_frame_spans_slots_with_more_data_each_response_in_its_request_slot()
     {
         await using var h = await NetHarness.StartAsync();

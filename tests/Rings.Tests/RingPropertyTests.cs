@@ -114,6 +114,23 @@ public class RingPropertyTests
     }
 
     [Fact]
+    public void WaitingForMoreRequestsThanPostedArmsPastReqProdSoTheNextPushKicks()
+    {
+        using var memory = UnmanagedMemory.AllocatePages(1);
+        var front = FrontRing.Initialize(memory, NetifRings.Rx, uint.MaxValue - 1);
+        var back = BackRing.AttachAtSharedIndexes(memory, NetifRings.Rx);
+        front.PutRequest(new NetifRxRequest { Id = 1 });
+        front.PushRequestsAndCheckNotify();
+        // One buffer posted, the backend needs more: the final check sees work and arms nothing,
+        // so the next push would not kick (the bug RequestKickOnNextRequest exists for).
+        Assert.Equal(RingPoll.Work, back.FinalCheckForRequests());
+        Assert.False(back.RequestKickOnNextRequest());
+        Assert.Equal(front.ReqProdPvt + 1, front.Raw.ReqEvent); // across the 2^32 wrap
+        front.PutRequest(new NetifRxRequest { Id = 2 });
+        Assert.True(front.PushRequestsAndCheckNotify());
+    }
+
+    [Fact]
     public void FullRingRefusesAnotherRequestAndTheBackendStopsAtTheRingSize()
     {
         using var memory = UnmanagedMemory.AllocatePages(1);

@@ -157,7 +157,11 @@ internal sealed class TestNetfront
         return n;
     }
 
-    public void PostRx(int count)
+    /// <summary>
+    /// Posts <paramref name="count"/> rx buffers and kicks the backend; with
+    /// <paramref name="kickOnlyIfAsked"/> only when req_event asks for it, as Linux netfront does.
+    /// </summary>
+    public void PostRx(int count, bool kickOnlyIfAsked = false)
     {
         for (int i = 0; i < count; i++)
         {
@@ -165,8 +169,8 @@ internal sealed class TestNetfront
             var (_, gref) = _rxPool[index % _rxPool.Length];
             Rx.PutRequest(new NetifRxRequest { Id = (ushort)(index % Rx.Size), Gref = gref });
         }
-        Rx.PushRequestsAndCheckNotify();
-        _dom.EventChannels.Notify(RxPort);
+        if (Rx.PushRequestsAndCheckNotify() || !kickOnlyIfAsked)
+            _dom.EventChannels.Notify(RxPort);
     }
 
     /// <summary>
