@@ -128,13 +128,19 @@ internal sealed class BenchFrontend : IDisposable
         }
     }
 
-    /// <summary>Keeps every rx slot posted until <paramref name="stop"/>; each completed frame is one more credit for the source.</summary>
-    public void FloodRx(ref bool stop, Action<long>? credit)
+    /// <summary>
+    /// Keeps every rx slot posted until <paramref name="stop"/>; each completed frame is one more
+    /// credit for the source, which gets <paramref name="initialCredit"/> once the first buffers are
+    /// posted (frames that found no buffers would be dropped, and their credit lost).
+    /// </summary>
+    public void FloodRx(ref bool stop, Action<long>? credit, long initialCredit = 0)
     {
         while (Rx.FreeRequests > 0)
             Post();
         if (Rx.PushRequestsAndCheckNotify())
             _dom.EventChannels.Notify(Port);
+        if (initialCredit > 0)
+            credit?.Invoke(initialCredit);
         while (!Volatile.Read(ref stop))
         {
             long frames = 0;
