@@ -142,8 +142,11 @@ internal static class Bench
     /// <summary>virtio_net_hdr of a TCPv4 TSO super-frame: partial checksum at 34+16, MSS 1448, headers 54 B.</summary>
     public static readonly VirtioNetHeader GsoHeader = new() { Flags = VirtioNetHeader.FlagNeedsCsum, CsumStart = 34, CsumOffset = 16, GsoType = VirtioNetHeader.GsoTcpV4, GsoSize = 1448, HdrLen = 54 };
 
-    /// <summary>The queue's tunables for every row without its own (--rx-coalesce-us sets RxCoalesceTime).</summary>
-    public static NetQueueOptions QueueOptions = new();
+    /// <summary>
+    /// The queue's tunables for every row without its own: the service's defaults, so RX
+    /// coalescing at 20 us (limits.netRxCoalesceMicroseconds); --rx-coalesce-us 0 is netback's way.
+    /// </summary>
+    public static NetQueueOptions QueueOptions = new() { RxCoalesceTime = TimeSpan.FromMicroseconds(20) };
 
     /// <summary>--frontend: auto, spin (busy-yield) or interrupt (sleep on the event channel).</summary>
     public static string FrontendMode = "auto";

@@ -7,7 +7,7 @@ LAB_SERVICE=$LAB_PAYLOAD/xen-backends/xen-backends
 LAB_HOTPLUG=$LAB_PAYLOAD/block-xen-backends
 LAB_SERVICE_LOG=/run/lab/xen-backends.log
 
-# lab_ours_start: starts `xen-backends serve` (default config: vbd + vif) in the background and
+# lab_ours_start: starts `xen-backends serve` (default config: vbd + vif, or $LAB_OURS_CONFIG) in the background and
 # waits until its control socket answers `status`, i.e. the first scan is done. Must run
 # before `xl create`: libxl gives a backend only 10 s to reach InitWait.
 lab_ours_start() {
@@ -15,7 +15,14 @@ lab_ours_start() {
   # The point is to prove OUR backends: Linux's must not be there to claim the devices.
   ! lsmod | grep -qE '^xen_(blk|net)back' || lab_fail "a kernel backend module is loaded"
   local t0=$SECONDS
-  "$LAB_SERVICE" serve > "$LAB_SERVICE_LOG" 2>&1 &
+  # LAB_OURS_CONFIG: a config.json text for this run (otherwise the built-in defaults).
+  local config=()
+  if [ -n "${LAB_OURS_CONFIG:-}" ]; then
+    echo "$LAB_OURS_CONFIG" > /run/lab/xen-backends.json
+    config=(--config /run/lab/xen-backends.json)
+    lab_result dom0.service_config "$(tr -d ' \n' < /run/lab/xen-backends.json)"
+  fi
+  "$LAB_SERVICE" serve "${config[@]}" > "$LAB_SERVICE_LOG" 2>&1 &
   LAB_SERVICE_PID=$!
   lab_wait_for 120 "xen-backends serve to answer status" "$LAB_SERVICE" status || { lab_ours_log_tail; exit 1; }
   kill -0 "$LAB_SERVICE_PID" 2>/dev/null || { lab_ours_log_tail; lab_fail "xen-backends serve exited"; }

@@ -98,7 +98,10 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     {
         _attackerBridge = attackerBridge;
         _maxQueues = maxQueues;
-        _queue = queue ?? new NetQueueOptions();
+        // The attacks run against the service's default RX coalescing (limits.netRxCoalesceMicroseconds,
+        // 20 us), the path a deployed backend takes; Backend.Net.Tests cover the uncoalesced one.
+        queue ??= new NetQueueOptions();
+        _queue = queue.RxCoalesceTime == TimeSpan.Zero ? queue with { RxCoalesceTime = TimeSpan.FromMicroseconds(20) } : queue;
         _tapRetry = tapRetry ?? TimeSpan.FromSeconds(1);
         _replumb = replumb;
     }

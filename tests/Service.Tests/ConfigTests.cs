@@ -14,7 +14,7 @@ public sealed class ConfigTests
               // comments are allowed: administrators annotate their files
               "kinds": ["vbd", "xbecho"],
               "ioEngine": "threads",
-              "limits": { "maxQueues": 2, "maxRingPageOrder": 3, "maxIndirectSegments": 512, "blockPollMicroseconds": 50, "netRxCoalesceMicroseconds": 20 },
+              "limits": { "maxQueues": 2, "maxRingPageOrder": 3, "maxIndirectSegments": 512, "blockPollMicroseconds": 50, "netRxCoalesceMicroseconds": 0 },
               "qos": { "defaults": { "diskIops": 1000 }, "guests": { "web1": { "diskBytesPerSecond": 5000000, "vifBytesPerSecond": 125000 } } },
               "metrics": { "enabled": true, "listen": "[::1]:9100" },
               "controlSocket": "/run/xb/control.sock",
@@ -26,7 +26,7 @@ public sealed class ConfigTests
         Assert.Equal(2, c.Limits.MaxQueues);
         Assert.Equal(512, c.Limits.MaxIndirectSegments);
         Assert.Equal(50, c.Limits.BlockPollMicroseconds);
-        Assert.Equal(20, c.Limits.NetRxCoalesceMicroseconds);
+        Assert.Equal(0, c.Limits.NetRxCoalesceMicroseconds);
         Assert.Equal(TimeSpan.FromMicroseconds(50), Devices.BlockKind.Options(c, new GuestQos()).PollTime);
         Assert.Equal(1000, c.Qos.Defaults.DiskIops);
         Assert.Equal(125000, c.Qos.Guests["web1"].VifBytesPerSecond);
@@ -40,6 +40,7 @@ public sealed class ConfigTests
         var c = ConfigLoader.Parse("""{ "kinds": ["xbecho"], "qos": { "defaults": {}, "guests": { "a": { "diskIops": 7 } } } }""", "x");
         var again = ConfigLoader.Parse(ConfigLoader.Serialize(c), "env");
         Assert.Equal(7, again.Qos.Guests["a"].DiskIops);
+        Assert.Equal(20, again.Limits.NetRxCoalesceMicroseconds); // the default, where the file names none
         Assert.Equal(["xbecho"], again.Kinds);
     }
 

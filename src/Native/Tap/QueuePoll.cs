@@ -90,6 +90,10 @@ public sealed unsafe partial class QueuePoll : IDisposable
     /// </summary>
     public ulong WaitMicroseconds(long timeoutUs)
     {
+        // A kernel before 5.11 has no epoll_pwait2: whole milliseconds it is, rounded up, which
+        // still coalesces (more coarsely) instead of failing the queue.
+        if (!s_pwait2)
+            return Wait((int)Math.Min((timeoutUs + 999) / 1000, int.MaxValue));
         epoll_event* events = stackalloc epoll_event[MaxEvents];
         var timeout = new Timespec { Seconds = timeoutUs / 1_000_000, Nanoseconds = timeoutUs % 1_000_000 * 1000 };
         while (true)
@@ -100,6 +104,11 @@ public sealed unsafe partial class QueuePoll : IDisposable
                 int errno = Marshal.GetLastPInvokeError();
                 if (errno == LibC.EINTR)
                     continue;
+                if (errno == LibC.ENOSYS)
+                {
+                    s_pwait2 = false;
+                    return WaitMicroseconds(timeoutUs);
+                }
                 throw new LinuxCallException("epoll_pwait2", errno);
             }
             ulong mask = 0;
@@ -120,6 +129,7 @@ public sealed unsafe partial class QueuePoll : IDisposable
     }
 
     private const int PrSetTimerSlack = 29;
+    private static bool s_pwait2 = true;
 
     [StructLayout(LayoutKind.Sequential)]
     private struct Timespec
