@@ -231,10 +231,10 @@ internal sealed class NetQueue : IDisposable
     private void Run()
     {
         long coalesceUs = (long)_options.RxCoalesceTime.TotalMicroseconds;
-        if (coalesceUs > 0)
-            QueuePoll.SetThreadTimerSlack(1000);
         try
         {
+            if (coalesceUs > 0)
+                QueuePoll.SetThreadTimerSlack(1000);
             int timeout = 0; // look at the rings once at start: the frontend may have queued work before we bound
             while (true)
             {
@@ -276,7 +276,7 @@ internal sealed class NetQueue : IDisposable
                     continue;
                 }
                 // Only a tap that ran dry waits for the timer; one that still has frames (the pass
-                // ran out of budget) is read again at once, as before.
+                // ran out of budget) is read again at once.
                 CoalesceRx(coalesceUs > 0 && _tapFramesRead > 0 && _tapRanDry);
                 if (!moreTx && !_held && _tx.FinalCheckForRequests() != RingPoll.Idle)
                     moreTx = true;
