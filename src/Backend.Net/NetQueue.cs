@@ -233,8 +233,9 @@ internal sealed class NetQueue : IDisposable
         long coalesceUs = (long)_options.RxCoalesceTime.TotalMicroseconds;
         try
         {
+            // Refused, the coalescing waits just run up to 50 us late (the default slack).
             if (coalesceUs > 0)
-                QueuePoll.SetThreadTimerSlack(1000);
+                QueuePoll.TrySetThreadTimerSlack(1000);
             int timeout = 0; // look at the rings once at start: the frontend may have queued work before we bound
             while (true)
             {

@@ -86,7 +86,7 @@ public sealed unsafe partial class QueuePoll : IDisposable
     /// <summary>
     /// As <see cref="Wait"/> with a timeout in microseconds (epoll_pwait2, Linux 5.11): epoll_wait
     /// rounds up to whole milliseconds, too coarse for interrupt coalescing. The thread's timer
-    /// slack (<see cref="SetThreadTimerSlack"/>) bounds how late it returns.
+    /// slack (<see cref="TrySetThreadTimerSlack"/>) bounds how late it returns.
     /// </summary>
     public ulong WaitMicroseconds(long timeoutUs)
     {
@@ -120,13 +120,10 @@ public sealed unsafe partial class QueuePoll : IDisposable
 
     /// <summary>
     /// Sets the calling thread's timer slack (PR_SET_TIMERSLACK): the default 50 us would let a
-    /// 20 us coalescing wait last 70 us.
+    /// 20 us coalescing wait last 70 us. False if the kernel refused (waits are then just coarser).
     /// </summary>
-    public static void SetThreadTimerSlack(long nanoseconds)
-    {
-        if (prctl(PrSetTimerSlack, (nuint)nanoseconds, 0, 0, 0) != 0)
-            throw new LinuxCallException("prctl(PR_SET_TIMERSLACK)", Marshal.GetLastPInvokeError());
-    }
+    public static bool TrySetThreadTimerSlack(long nanoseconds) =>
+        prctl(PrSetTimerSlack, (nuint)nanoseconds, 0, 0, 0) == 0;
 
     private const int PrSetTimerSlack = 29;
     private static bool s_pwait2 = true;
