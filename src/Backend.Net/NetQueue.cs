@@ -264,9 +264,6 @@ internal sealed class NetQueue : IDisposable
                     else if (port != p0) p1 = port;
                 }
                 bool moreTx = ServiceTx();
-                _tapFramesRead = 0;
-                _tapRanDry = false;
-                _rxRecheck = false;
                 ServiceRx();
                 if (p0 != uint.MaxValue) _evtchn.Unmask(p0);
                 if (p1 != uint.MaxValue) _evtchn.Unmask(p1);
@@ -825,6 +822,9 @@ internal sealed class NetQueue : IDisposable
 
     private void ServiceRx()
     {
+        _tapFramesRead = 0;
+        _tapRanDry = false;
+        _rxRecheck = false;
         DrainInbox();
         // Read and deliver in turns within one budget of tap reads: a full rx queue is first
         // emptied into whatever buffers the guest has posted, and frames are dropped only when the
@@ -868,7 +868,6 @@ internal sealed class NetQueue : IDisposable
                     _tapRanDry = true;
                     return false;
                 }
-                _tapFramesRead++;
                 if (status != TapIoStatus.Ok)
                 {
                     if (status == TapIoStatus.Gone)
@@ -877,6 +876,7 @@ internal sealed class NetQueue : IDisposable
                         Counters.RxErrors++;
                     return false;
                 }
+                _tapFramesRead++;
                 if (length < HeaderLength + PacketHeaders.EthernetHeaderLength || !WantedByGuest(space[HeaderLength..length]))
                 {
                     Counters.RxDrops++;
