@@ -33,12 +33,16 @@ internal sealed class BenchFrontend : IDisposable
     private readonly uint[] _rxRefs;
     private readonly bool _spin;
     private readonly QueuePoll _poll = new();
+    // This queue's own event-channel handle, as each netfront queue has its own interrupt: with the
+    // domain's shared handle, one queue's frontend took the other's kicks and left it asleep.
+    private readonly SimulatedEventChannels _events;
     private ushort _nextId;
 
-    public BenchFrontend(SimulatedDomain dom, byte[] frame, bool gso, bool spin)
+    public BenchFrontend(SimulatedDomain dom, SimulatedEventChannels events, byte[] frame, bool gso, bool spin)
     {
         _spin = spin;
         _dom = dom;
+        _events = events;
         _frameLength = frame.Length;
         _gso = gso;
         uint txFrame = dom.Memory.AllocatePage(), rxFrame = dom.Memory.AllocatePage();
@@ -46,8 +50,8 @@ internal sealed class BenchFrontend : IDisposable
         RxRef = dom.Grants.GrantAccess(0, rxFrame, readOnly: false);
         Tx = FrontRing.Initialize(new GuestView(dom.Memory, txFrame), NetifRings.Tx);
         Rx = FrontRing.Initialize(new GuestView(dom.Memory, rxFrame), NetifRings.Rx);
-        Port = dom.EventChannels.BindUnboundPort(0);
-        _poll.Add(dom.EventChannels.PollFd, 0);
+        Port = events.BindUnboundPort(0);
+        _poll.Add(events.PollFd, 0);
         _frameRefs = new uint[(frame.Length + 4095) / 4096];
         for (int i = 0; i < _frameRefs.Length; i++)
         {
@@ -84,11 +88,15 @@ internal sealed class BenchFrontend : IDisposable
         if (ring.FinalCheckForResponses() != RingPoll.Idle)
             return;
         _poll.Wait(20);
-        while (_dom.EventChannels.TryGetPending(out uint port))
-            _dom.EventChannels.Unmask(port);
+        while (_events.TryGetPending(out uint port))
+            _events.Unmask(port);
     }
 
-    public void Dispose() => _poll.Dispose();
+    public void Dispose()
+    {
+        _poll.Dispose();
+        _events.Dispose();
+    }
 
     /// <summary>Keeps the tx ring full until <paramref name="stop"/> is set.</summary>
     public void FloodTx(ref bool stop)
@@ -104,7 +112,7 @@ internal sealed class BenchFrontend : IDisposable
                 progress = true;
             }
             if (Tx.PushRequestsAndCheckNotify())
-                _dom.EventChannels.Notify(Port);
+                _events.Notify(Port);
             if (!progress)
                 Idle(Tx);
         }
@@ -138,7 +146,7 @@ internal sealed class BenchFrontend : IDisposable
         while (Rx.FreeRequests > 0)
             Post();
         if (Rx.PushRequestsAndCheckNotify())
-            _dom.EventChannels.Notify(Port);
+            _events.Notify(Port);
         if (initialCredit > 0)
             credit?.Invoke(initialCredit);
         while (!Volatile.Read(ref stop))
@@ -160,7 +168,7 @@ internal sealed class BenchFrontend : IDisposable
             while (Rx.FreeRequests > 0)
                 Post();
             if (Rx.PushRequestsAndCheckNotify())
-                _dom.EventChannels.Notify(Port);
+                _events.Notify(Port);
             if (frames > 0)
                 credit?.Invoke(frames);
             else

@@ -11,10 +11,11 @@ internal static class Frames
     /// <summary>Guest-TX frames go to a MAC nobody in the namespace has: the stack drops them at once (PACKET_OTHERHOST), so a TX run does no RX work.</summary>
     public static readonly byte[] ElsewhereMac = [0x02, 0x00, 0x00, 0x00, 0x00, 0x77];
 
-    public static byte[] Udp(int length, byte[] dst, byte[] src)
+    /// <summary>An IPv4/UDP frame; <paramref name="sourcePort"/> tells flows apart (multi-queue rows).</summary>
+    public static byte[] Udp(int length, byte[] dst, byte[] src, ushort sourcePort = 4000)
     {
         var f = Ip(length, dst, src, 17);
-        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(34), 4000);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(34), sourcePort);
         BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(36), 9);
         BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(38), (ushort)(length - 34));
         return f;

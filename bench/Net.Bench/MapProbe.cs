@@ -17,7 +17,7 @@ internal static class MapProbe
     {
         using var host = new SimulatedXenHost();
         var dom = host.CreateDomain(9, 2048, 2048);
-        using var front = new BenchFrontend(dom, Frames.Tcp(65535, Frames.ElsewhereMac, Frames.GuestMac), gso: true, spin: true);
+        using var front = new BenchFrontend(dom, host.OpenEventChannels(9), Frames.Tcp(65535, Frames.ElsewhereMac, Frames.GuestMac), gso: true, spin: true);
         using var grants = host.CreateGrantMapper(0);
         uint[] refs = front.FrameRefs;
         var segments = new GrantCopySegment[refs.Length];

@@ -52,7 +52,7 @@ try
     // Paired ratios: each with-tap run is followed at once by its bare-loop run, so a change in the
     // machine's load between the two halves of a row pair moves both (the small-frame RX ratios
     // swung from 63 % to 88 % between full runs when the rows ran one after the other).
-    var paired = new Dictionary<string, List<double>>();
+    var paired = new Dictionary<string, (List<double> Ratios, string BarePath)>();
     bool Wanted(string direction, string size, string path) => $"{direction}/{size}/{path}".StartsWith(only, StringComparison.Ordinal);
     string Fmt(double v, string f) => double.IsNaN(v) ? "–" : v.ToString(f, CultureInfo.InvariantCulture);
     void AddRow(string direction, string size, string path, List<Sample> samples)
@@ -69,9 +69,9 @@ try
             AddRow(direction, size, path, [.. Enumerable.Range(0, runs).Select(_ => run())]);
     }
     // The backend through the tap and its bare loop, run by run in turns.
-    void Pair(string direction, string size, string barePath, Func<Sample> backend, Func<Sample> bare)
+    void Pair(string direction, string size, string tapPath, string barePath, Func<Sample> backend, Func<Sample> bare)
     {
-        bool wantTap = Wanted(direction, size, "tap"), wantBare = Wanted(direction, size, barePath);
+        bool wantTap = Wanted(direction, size, tapPath), wantBare = Wanted(direction, size, barePath);
         var t = new List<Sample>();
         var b = new List<Sample>();
         for (int i = 0; i < runs; i++)
@@ -79,10 +79,10 @@ try
             if (wantTap) t.Add(backend());
             if (wantBare) b.Add(bare());
         }
-        if (wantTap) AddRow(direction, size, "tap", t);
+        if (wantTap) AddRow(direction, size, tapPath, t);
         if (wantBare) AddRow(direction, size, barePath, b);
         if (wantTap && wantBare)
-            paired[$"{direction} {size}"] = [.. t.Zip(b, (x, y) => x.Pps / y.Pps)];
+            paired[$"{direction}/{size}/{tapPath}"] = ([.. t.Zip(b, (x, y) => x.Pps / y.Pps)], barePath);
     }
 
     // --old-batch: guest TX also with the old batch arena (room for one 64 KiB frame beyond 64 x
@@ -97,14 +97,25 @@ try
             Row("guest TX", label, "null sink, old batch", () => Bench.Backend(tx: true, size, gso, null, seconds, options: oldBatch));
             Row("guest TX", label, "tap, old batch", () => Bench.Backend(tx: true, size, gso, lab, seconds, options: oldBatch));
         }
-        Pair("guest TX", label, "bare tap write loop", () => Bench.Backend(tx: true, size, gso, lab, seconds), () => lab.BareWrite(size, gso, seconds));
+        Pair("guest TX", label, "tap", "bare tap write loop", () => Bench.Backend(tx: true, size, gso, lab, seconds), () => lab.BareWrite(size, gso, seconds));
         Row("guest RX", label, "null source", () => Bench.Backend(tx: false, size, gso, null, seconds));
-        Pair("guest RX", label, "bare tap read loop", () => Bench.Backend(tx: false, size, gso, lab, seconds), () => lab.BareRead(size, gso, seconds));
+        Pair("guest RX", label, "tap", "bare tap read loop", () => Bench.Backend(tx: false, size, gso, lab, seconds), () => lab.BareRead(size, gso, seconds));
     }
     // Two queues of one vif, each with its own thread, rings and flood frontend: the Mpps column is
     // the sum over both queues. On 2 shared CPUs this shows contention, not scaling.
     Row("guest TX", "64 B", "null sink, 2 queues (sum)", () => Bench.Backend(tx: true, 64, false, null, seconds, queues: 2));
     Row("guest RX", "64 B", "null source, 2 queues (sum)", () => Bench.Backend(tx: false, 64, false, null, seconds, queues: 2));
+    // The same two queues through a two-queue tap (IFF_MULTI_QUEUE, one fd per queue), against bare
+    // loops with one thread per fd. Guest RX: the generator sends 8 UDP flows, each through one of
+    // the queue fds, and tun sends each flow back out through the queue that wrote it. Its own tap and namespace, so the one-queue rows
+    // above keep a one-queue tap.
+    const string TxMq = "tap, 2 queues (sum)", TxMqBare = "bare tap write loop, 2 queues (sum)", RxMqBare = "bare tap read loop, 2 queues (sum)";
+    if (Wanted("guest TX", "64 B", TxMq) || Wanted("guest TX", "64 B", TxMqBare) || Wanted("guest RX", "64 B", TxMq) || Wanted("guest RX", "64 B", RxMqBare))
+    {
+        using var lab2 = TapLab.Create(queues: 2);
+        Pair("guest TX", "64 B", TxMq, TxMqBare, () => Bench.Backend(tx: true, 64, false, lab2, seconds, queues: 2), () => lab2.BareWrite(64, false, seconds));
+        Pair("guest RX", "64 B", TxMq, RxMqBare, () => Bench.Backend(tx: false, 64, false, lab2, seconds, queues: 2), () => lab2.BareRead(64, false, seconds));
+    }
     Console.WriteLine($"Net.Bench: {runs} runs x {seconds} s per row, 1 queue, medians, rx coalescing {Bench.QueueOptions.RxCoalesceTime.TotalMicroseconds} us, frontend {frontendMode}{(frontendMode == "auto" ? " (interrupt-driven through the tap, busy-yield on the null rows)" : "")}; machine: {Environment.ProcessorCount} CPUs (shared), load average {File.ReadAllText("/proc/loadavg")[..14]}");
     Console.WriteLine();
     foreach (string line in table)
@@ -114,16 +125,15 @@ try
     // after it) and reported as the median of those pairs. The CPU ratio (bare loop's thread /
     // backend thread, per packet, from the row medians) says how much of a gap is the backend's own
     // work rather than the CPUs it shares with the simulated frontend and the generator.
-    foreach (var (label, _) in new[] { ("64 B", 64), ("1500 B", 1500), ("64 KiB GSO", 65535) })
+    foreach (var (key, (ratios, bare)) in paired)
     {
-        foreach (var (dir, bare) in new[] { ("guest TX", "bare tap write loop"), ("guest RX", "bare tap read loop") })
-        {
-            if (!paired.TryGetValue($"{dir} {label}", out var ratios))
-                continue;
-            double median = ratios.OrderBy(r => r).ElementAt(ratios.Count / 2);
-            Sample t = medians[$"{dir}/{label}/tap"], b = medians[$"{dir}/{label}/{bare}"];
-            Console.WriteLine($"{dir} {label}: backend with tap / bare tap loop = {median * 100:0}% of packets/s (median of {ratios.Count} paired runs: {string.Join(" ", ratios.Select(r => (r * 100).ToString("0", CultureInfo.InvariantCulture)))}); CPU per packet bare / backend = {b.BackendUs / t.BackendUs * 100:0}%");
-        }
+        double median = ratios.OrderBy(r => r).ElementAt(ratios.Count / 2);
+        string[] parts = key.Split('/');
+        Sample t = medians[key], b = medians[$"{parts[0]}/{parts[1]}/{bare}"];
+        Console.WriteLine($"{parts[0]} {parts[1]}{(parts[2] == "tap" ? "" : $" ({parts[2]})")}: backend with tap / bare tap loop = {median * 100:0}% of packets/s (median of {ratios.Count} paired runs: {string.Join(" ", ratios.Select(r => (r * 100).ToString("0", CultureInfo.InvariantCulture)))}); CPU per packet bare / backend = {b.BackendUs / t.BackendUs * 100:0}%");
+    }
+    foreach (var label in new[] { "64 B", "1500 B", "64 KiB GSO" })
+    {
         if (oldBatchRows && medians.TryGetValue($"guest TX/{label}/tap, old batch", out Sample o) && medians.TryGetValue($"guest TX/{label}/bare tap write loop", out Sample bw))
             Console.WriteLine($"guest TX {label}: backend with tap, old batch / bare tap loop = {o.Pps / bw.Pps * 100:0}% of packets/s (row medians)");
     }
@@ -158,8 +168,8 @@ internal static class Bench
     /// </summary>
     public static Sample Backend(bool tx, int size, bool gso, TapLab? lab, double seconds, int queues = 1, NetQueueOptions? options = null)
     {
-        if (queues > 1 && lab is not null)
-            throw new ArgumentException("multi-queue rows use null devices", nameof(lab));
+        if (lab is not null && queues > lab.QueueCount)
+            throw new ArgumentException($"the tap has {lab.QueueCount} queue(s), not {queues}", nameof(lab));
         using var host = new SimulatedXenHost();
         var dom = host.CreateDomain(Domid, 2048, 2048);
         byte[] frame = gso ? Frames.Tcp(size, tx ? Frames.ElsewhereMac : Frames.GuestMac, tx ? Frames.GuestMac : Frames.TapMac)
@@ -179,7 +189,7 @@ internal static class Bench
         {
             for (int q = 0; q < queues; q++)
             {
-                var front = fronts[q] = new BenchFrontend(dom, frame, gso && tx, spin);
+                var front = fronts[q] = new BenchFrontend(dom, host.OpenEventChannels(Domid), frame, gso && tx, spin);
                 var evtchn = host.OpenEventChannels(0);
                 uint port = evtchn.BindInterdomain(Domid, front.Port);
                 var txMemory = grants.Map(Domid, [front.TxRef], writable: true);
@@ -188,7 +198,7 @@ internal static class Bench
                 long initialCredit = 0;
                 ITapQueue device;
                 if (lab is not null)
-                    device = lab.Queue;
+                    device = lab.QueueAt(q);
                 else if (tx)
                 {
                     var sink = new NullSink();
@@ -315,22 +325,31 @@ internal sealed class Generator : IDisposable
     private readonly StopFlag _stop = new();
     private readonly Thread _thread;
 
-    public Generator(TapQueue tap, int frameSize, bool gso)
+    /// <summary>
+    /// Writes <paramref name="flows"/> flows round-robin, flow f through queue fd f mod the count:
+    /// a multi-queue tap sends a flow's frames out through the queue that last wrote that flow
+    /// (tun's automatic flow steering), so this spreads them over the readers.
+    /// </summary>
+    public Generator(IReadOnlyList<TapQueue> taps, int frameSize, bool gso, int flows = 1)
     {
         byte[] neighbour = [0x02, 0x00, 0x00, 0x00, 0x00, 0x03];
-        byte[] frame = gso ? Frames.Tcp(frameSize, Frames.TapMac, neighbour) : Frames.Udp(frameSize, Frames.TapMac, neighbour);
-        byte[] record = new byte[VirtioNetHeader.Size + frame.Length];
-        // A TSO super-frame as a virtio guest would hand it over (partial checksum, MSS 1448): the
-        // namespace forwards it unsegmented (each segment fits the MTU) and, with TSO4 offload on
-        // the tap, the reader gets it back whole with the same virtio_net_hdr.
-        if (gso)
-            Bench.GsoHeader.WriteTo(record);
-        frame.CopyTo(record, VirtioNetHeader.Size);
+        var records = new byte[flows][];
+        for (int f = 0; f < flows; f++)
+        {
+            byte[] frame = gso ? Frames.Tcp(frameSize, Frames.TapMac, neighbour) : Frames.Udp(frameSize, Frames.TapMac, neighbour, (ushort)(4000 + f));
+            byte[] record = records[f] = new byte[VirtioNetHeader.Size + frame.Length];
+            // A TSO super-frame as a virtio guest would hand it over (partial checksum, MSS 1448): the
+            // namespace forwards it unsegmented (each segment fits the MTU) and, with TSO4 offload on
+            // the tap, the reader gets it back whole with the same virtio_net_hdr.
+            if (gso)
+                Bench.GsoHeader.WriteTo(record);
+            frame.CopyTo(record, VirtioNetHeader.Size);
+        }
         _thread = new Thread(() =>
         {
-            while (!Volatile.Read(ref _stop.Value))
+            for (int i = 0; !Volatile.Read(ref _stop.Value); i = (i + 1) % flows)
             {
-                if (tap.Write(record) != TapIoStatus.Ok)
+                if (taps[i % taps.Count].Write(records[i]) != TapIoStatus.Ok)
                     Thread.Yield();
             }
         }) { IsBackground = true, Name = "bench generator" };
@@ -359,14 +378,19 @@ internal sealed class TapLab : IDisposable
 
     public TapQueue Queue => _tap.Queues[0];
 
-    public static TapLab Create()
+    public TapQueue QueueAt(int q) => _tap.Queues[q];
+
+    public int QueueCount => _tap.Queues.Count;
+
+    /// <summary>A tap of <paramref name="queues"/> queues (IFF_MULTI_QUEUE above one) in a namespace of its own.</summary>
+    public static TapLab Create(int queues = 1)
     {
-        string ns = $"xbnbench{Environment.ProcessId}";
-        string name = $"xbnb{Environment.ProcessId % 100000}";
+        string ns = $"xbnbench{Environment.ProcessId}q{queues}";
+        string name = $"xbnb{Environment.ProcessId % 100000}q{queues}";
         Os.Run("ip", "netns", "add", ns);
         try
         {
-            var tap = TapDevice.Create(name, 1, vnetHeader: true);
+            var tap = TapDevice.Create(name, queues, vnetHeader: true, multiQueue: queues > 1);
             tap.SetMacAddress(Frames.TapMac);
             Os.Run("ip", "link", "set", name, "netns", ns);
             Os.Run("ip", "netns", "exec", ns, "sysctl", "-qw", $"net/ipv6/conf/{name}/disable_ipv6=1");
@@ -394,7 +418,7 @@ internal sealed class TapLab : IDisposable
     public Generator StartGenerator(int frameSize, bool gso)
     {
         _tap.SetOffloads(gso ? TapOffloads.Checksum | TapOffloads.Tso4 : TapOffloads.None);
-        return new(Queue, frameSize, gso);
+        return new([.. Enumerable.Range(0, QueueCount).Select(QueueAt)], frameSize, gso, flows: QueueCount > 1 ? 8 : 1);
     }
 
     /// <summary>The physical limit for guest TX: one thread writing the same frame to the tap fd.</summary>
@@ -407,19 +431,24 @@ internal sealed class TapLab : IDisposable
         frame.CopyTo(record, VirtioNetHeader.Size);
         long count = 0;
         var stop = new StopFlag();
-        var writer = new Thread(() =>
+        // One writer per tap queue fd.
+        var writers = Enumerable.Range(0, QueueCount).Select(q => new Thread(() =>
         {
+            TapQueue queue = QueueAt(q);
             while (!Volatile.Read(ref stop.Value))
             {
-                if (Queue.Write(record) == TapIoStatus.Ok)
+                if (queue.Write(record) == TapIoStatus.Ok)
                     Interlocked.Increment(ref count);
             }
-        }) { IsBackground = true, Name = "bench bare tx" };
-        writer.Start();
+        }) { IsBackground = true, Name = $"bench bare tx{q}" }).ToArray();
+        foreach (var writer in writers)
+            writer.Start();
         Thread.Sleep(300);
-        var sample = Bench.Measure(() => Interlocked.Read(ref count), Os.FindThread("bench bare tx"), size, seconds);
+        int[] tids = [.. Enumerable.Range(0, QueueCount).Select(q => Os.FindThread($"bench bare tx{q}"))];
+        var sample = Bench.Measure(() => Interlocked.Read(ref count), tids, size, seconds, []);
         stop.Value = true;
-        writer.Join();
+        foreach (var writer in writers)
+            writer.Join();
         return sample;
     }
 
@@ -428,26 +457,31 @@ internal sealed class TapLab : IDisposable
     {
         long count = 0;
         var stop = new StopFlag();
-        var reader = new Thread(() =>
+        // One reader per tap queue fd.
+        var readers = Enumerable.Range(0, QueueCount).Select(q => new Thread(() =>
         {
+            TapQueue queue = QueueAt(q);
             using var poll = new QueuePoll();
-            poll.Add(Queue.PollFd, 0);
+            poll.Add(queue.PollFd, 0);
             byte[] buffer = new byte[70000];
             while (!Volatile.Read(ref stop.Value))
             {
-                TapIoStatus status = Queue.Read(buffer, out _);
+                TapIoStatus status = queue.Read(buffer, out _);
                 if (status == TapIoStatus.Ok)
                     Interlocked.Increment(ref count);
                 else
                     poll.Wait(50);
             }
-        }) { IsBackground = true, Name = "bench bare rx" };
-        reader.Start();
+        }) { IsBackground = true, Name = $"bench bare rx{q}" }).ToArray();
+        foreach (var reader in readers)
+            reader.Start();
         using var generator = StartGenerator(size, gso);
         Thread.Sleep(300);
-        var sample = Bench.Measure(() => Interlocked.Read(ref count), Os.FindThread("bench bare rx"), size, seconds);
+        int[] tids = [.. Enumerable.Range(0, QueueCount).Select(q => Os.FindThread($"bench bare rx{q}"))];
+        var sample = Bench.Measure(() => Interlocked.Read(ref count), tids, size, seconds, []);
         stop.Value = true;
-        reader.Join();
+        foreach (var reader in readers)
+            reader.Join();
         return sample;
     }
 
