@@ -25,11 +25,15 @@ public sealed class NetQueueCounters
     public NetQueueStats Snapshot() => new(
         Volatile.Read(ref TxPackets), Volatile.Read(ref TxBytes), Volatile.Read(ref TxDrops), Volatile.Read(ref TxErrors),
         Volatile.Read(ref RxPackets), Volatile.Read(ref RxBytes), Volatile.Read(ref RxDrops), Volatile.Read(ref RxErrors),
-        Volatile.Read(ref FatalResets), Volatile.Read(ref RxStalls), Volatile.Read(ref TapGone));
+        Volatile.Read(ref FatalResets), Volatile.Read(ref RxStalls), Volatile.Read(ref TapGone), Volatile.Read(ref Passes));
 }
 
-/// <summary>A consistent-enough copy of <see cref="NetQueueCounters"/> (each field is exact; fields are read one by one).</summary>
+/// <summary>
+/// A consistent-enough copy of <see cref="NetQueueCounters"/> (each field is exact; fields are read one
+/// by one). <c>Passes</c>: times the queue thread served its rings; packets per pass is how well it
+/// batches (RX coalescing raises it).
+/// </summary>
 public readonly record struct NetQueueStats(
     long TxPackets, long TxBytes, long TxDrops, long TxErrors,
     long RxPackets, long RxBytes, long RxDrops, long RxErrors,
-    long FatalResets, long RxStalls, long TapGone = 0);
+    long FatalResets, long RxStalls, long TapGone = 0, long Passes = 0);
