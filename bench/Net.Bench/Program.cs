@@ -17,18 +17,17 @@ string only = "";
 // µs/packet at guest TX 64 B and 46 µs/packet at guest RX 64 KiB); on the null rows the backend
 // sets the pace and a spinning guest nearly always finds work (0.02 µs/packet against 0.09).
 string frontendMode = "auto";
-for (int i = 0; i + 1 < args.Length; i += 2)
+// Options take a value; --old-batch and --probe-map are switches, read with args.Contains below.
+for (int i = 0; i < args.Length; i++)
 {
-    if (args[i] is "--old-batch" or "--probe-map")
-    {
-        i--; // a switch without a value
+    if (args[i] is "--old-batch" or "--probe-map" || i + 1 == args.Length)
         continue;
-    }
-    if (args[i] == "--runs") runs = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
-    else if (args[i] == "--seconds") seconds = double.Parse(args[i + 1], CultureInfo.InvariantCulture);
-    else if (args[i] == "--frontend") frontendMode = args[i + 1];
-    else if (args[i] == "--rx-coalesce-us") Bench.QueueOptions = new NetQueueOptions { RxCoalesceTime = TimeSpan.FromMicroseconds(int.Parse(args[i + 1], CultureInfo.InvariantCulture)) };
-    else if (args[i] == "--only") only = args[i + 1]; // e.g. "guest TX/64 B/null sink": rows whose key starts with it
+    string value = args[++i];
+    if (args[i - 1] == "--runs") runs = int.Parse(value, CultureInfo.InvariantCulture);
+    else if (args[i - 1] == "--seconds") seconds = double.Parse(value, CultureInfo.InvariantCulture);
+    else if (args[i - 1] == "--frontend") frontendMode = value;
+    else if (args[i - 1] == "--rx-coalesce-us") Bench.QueueOptions = new NetQueueOptions { RxCoalesceTime = TimeSpan.FromMicroseconds(int.Parse(value, CultureInfo.InvariantCulture)) };
+    else if (args[i - 1] == "--only") only = value; // e.g. "guest TX/64 B/null sink": rows whose key starts with it
 }
 
 if (args.Contains("--probe-map"))
@@ -276,10 +275,10 @@ internal static class Bench
         }
     }
 
-    /// <summary>Counts, allocations and CPU over one window; the reads at the edges allocate outside the allocation window.</summary>
-    public static Sample Measure(Func<long> packets, int tid, int size, double seconds) => Measure(packets, tid > 0 ? [tid] : [], size, seconds, []);
-
-    /// <summary>As above; CPU of several backend (and frontend) threads is summed per packet.</summary>
+    /// <summary>
+    /// Counts, allocations and CPU over one window; the reads at the edges allocate outside the
+    /// allocation window. CPU of several backend (and frontend) threads is summed per packet.
+    /// </summary>
     public static Sample Measure(Func<long> packets, int[] tids, int size, double seconds, int[] frontendTids)
     {
         long cpu0 = CpuOf(tids);
