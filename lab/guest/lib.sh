@@ -27,3 +27,60 @@ lab_net_up() {
   ip addr add "$LAB_GUEST_IP/16" dev eth0
   ip link set eth0 up
 }
+
+# Measured windows: "LAB-MARK: LABEL-start" / "LAB-MARK: LABEL-end" console lines bracket a piece
+# of work; dom0's lab_cpu_sampler snapshots its own counters at each mark (dom0 lib.sh), and
+# the guest reports its side: CPU over the window (/proc/stat, % of all its vCPUs' ticks) and
+# netfront's event-channel interrupts (/proc/interrupts lines named vif<N>-q<N>-tx/rx or
+# eth*: count, per second, per MByte moved), all interrupts together and the busiest other.
+# lab_window_begin LABEL / lab_window_end LABEL [MBYTES]: figures guest.LABEL_cpu, _irqs
+# (LABEL with "-" as "_").
+lab_window_begin() {
+  sleep 2   # dom0 finishes its snapshot of the previous mark (~1 s under load) before this one
+  head -n1 /proc/stat > /tmp/stat0; cat /proc/interrupts > /tmp/irq0; lab_window_t0=$(lab_now)
+  echo "LAB-MARK: $1-start"
+}
+lab_window_end() {
+  echo "LAB-MARK: $1-end"
+  t1=$(lab_now); head -n1 /proc/stat > /tmp/stat1; cat /proc/interrupts > /tmp/irq1
+  awk -v key="$(echo "$1" | tr - _)" -v dt="$(awk -v a="$lab_window_t0" -v b="$t1" 'BEGIN{print b-a}')" -v mb="${2:-0}" '
+    FILENAME ~ /stat/ { for (i = 2; i <= 9; i++) st[FILENAME ~ /1$/, i] = $i; next }
+    FNR == 1 { ncpu = NF; next }
+    { n = 0; for (i = 2; i <= ncpu + 1; i++) if ($i ~ /^[0-9]+$/) n += $i
+      k = $NF; if (k !~ /^(eth|vif)[0-9]/) k = "other:" $NF; c[FILENAME ~ /1$/, k] += n; keys[k] = 1 }
+    function pct(x, t) { return t > 0 ? sprintf("%.1f", 100 * x / t) : "?" }
+    END {
+      split("user nice sys idle iowait irq softirq steal", fn, " ")
+      tot = 0; for (i = 2; i <= 9; i++) { d[i] = st[1, i] - st[0, i]; tot += d[i] }
+      line = sprintf("guest.%s_cpu window_s=%.2f ticks=%d busy_pct=%s", key, dt, tot, pct(d[2] + d[3] + d[4] + d[7] + d[8], tot))
+      for (i = 2; i <= 9; i++) line = line " " fn[i - 1] "_pct=" pct(d[i], tot)
+      print line
+      line = sprintf("guest.%s_irqs mbytes=%s", key, mb); net = 0; all = 0; busiest = ""; bx = 0
+      for (k in keys) {
+        x = c[1, k] - c[0, k]; all += x
+        if (k !~ /^other:/) { net += x; line = line " " k "=" x } else if (x > bx) { bx = x; busiest = substr(k, 7) }
+      }
+      printf "%s netfront=%d netfront_per_s=%.0f netfront_per_mbyte=%s all=%d all_per_s=%.0f busiest_other=%s:%d\n", line, net, (dt > 0 ? net / dt : 0), (mb > 0 ? sprintf("%.2f", net / mb) : "?"), all, (dt > 0 ? all / dt : 0), busiest, bx
+    }' /tmp/stat0 /tmp/stat1 /tmp/irq0 /tmp/irq1 | while read -r l; do lab_result $l; done
+}
+
+# lab_idle_window SECS: a measured window with no traffic ("idle"): what the backends, the
+# lab's own polling and the snapshots cost when nothing moves.
+lab_idle_window() { lab_window_begin idle; sleep "$1"; lab_window_end idle; }
+
+# lab_iperf3 DIR: one iperf3 run of $LAB_IPERF_SECS (5) s to dom0's server, tx = guest->dom0,
+# rx = dom0->guest (-R), as the measured window iperf3-DIR. Figures: the receiver's bitrate
+# (guest.iperf3_DIR_mbits) and the window's (guest.iperf3_DIR_cpu, _irqs with the MBytes).
+lab_iperf3() {
+  dir=$1 flag=
+  [ "$dir" = rx ] && flag=-R
+  lab_window_begin "iperf3-$dir"
+  out=$(iperf3 -c "$LAB_DOM0_IP" -t "${LAB_IPERF_SECS:-5}" -f m $flag 2>&1)
+  rc=$?
+  mb=$(echo "$out" | awk '/receiver/{for(i=2;i<=NF;i++) if($i=="MBytes") print $(i-1)}')
+  lab_window_end "iperf3-$dir" "$mb"
+  [ "$rc" -eq 0 ] || { echo "$out"; lab_fail "iperf3 $dir failed"; }
+  mbit=$(echo "$out" | awk '/receiver/{for(i=2;i<=NF;i++) if($i=="Mbits/sec") print $(i-1)}')
+  [ -n "$mbit" ] || { echo "$out"; lab_fail "iperf3 $dir printed no receiver bitrate"; }
+  lab_result "guest.iperf3_${dir}_mbits" "$mbit"
+}

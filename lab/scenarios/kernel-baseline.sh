@@ -18,6 +18,8 @@ cfg=$(lab_guest_cfg "$name" kernel-baseline \
   "mac=00:16:3e:00:00:01, bridge=xenbr0" \
   "lab.data_mb=$LAB_DATA_MB lab.fio_secs=$LAB_FIO_SECS lab.iperf_secs=$LAB_IPERF_SECS")
 t0=$SECONDS
+# CPU cost of each iperf3 run, both sides (dom0/lib.sh lab_cpu_sampler, guest lab_iperf3).
+lab_cpu_sampler "$name" /run/lab/cpu-samples.txt
 lab_create_guest "$cfg"
 domid=$(lab_domid "$name")
 lab_note "guest $name is domain $domid"
@@ -39,5 +41,6 @@ echo go > "/dev/tcp/$LAB_GUEST_IP/7000" || lab_fail "dom0 cannot reach the guest
 lab_wait_console "$name" 'LAB-GUEST-DONE' $((300 + 3 * LAB_FIO_SECS + 3 * LAB_IPERF_SECS + 2 * LAB_DATA_MB))   # ~126 s used at load 35 for smoke
 lab_guest_relay "$name"
 [ "$(lab_guest_verdict "$name")" = PASS ] || { lab_tail_console "$name"; lab_fail "guest verdict: $(lab_guest_verdict "$name")"; }
+for w in idle iperf3-tx iperf3-rx; do lab_cpu_report /run/lab/cpu-samples.txt "$name" "$w"; done
 lab_destroy_guest "$name"
 lab_result dom0.scenario_s $((SECONDS - t0))
