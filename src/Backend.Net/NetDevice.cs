@@ -311,7 +311,12 @@ public sealed class NetDevice : IBackendDevice
                 await using var mcastWatch = await device.Watches.SubscribeAsync(device.FrontendPath + "/request-multicast-control", stop.Token).ConfigureAwait(false);
                 while (true)
                 {
-                    // Re-read after subscribing too: a change between connect and here must not be lost.
+                    // Consume before reading: a change during the reads signals again, and a signal
+                    // left pending would make WhenChangedAsync return at once forever (a busy loop of
+                    // xenstore reads, found in the Xen lab). The first pass also takes the signal every
+                    // subscription starts with, and re-reads: a change between connect and here counts.
+                    rateWatch.TryConsume();
+                    mcastWatch.TryConsume();
                     var rate = EffectiveRate(await device.ReadBackendAsync("rate", stop.Token).ConfigureAwait(false));
                     if (rate != Rate)
                     {

@@ -98,6 +98,29 @@ public sealed class RateLimitTests
     }
 
     [Fact]
+    public async Task A_connected_vif_waits_for_its_watches_instead_of_re_reading_xenstore()
+    {
+        // Found in the Xen lab: the rate / request-multicast-control loop never consumed the watch
+        // signal, so every connected vif re-read both keys as fast as xenstored answered, about one
+        // dom0 CPU between the worker and xenstored with no traffic at all.
+        var (h, _, capture) = await UpAsync($"{2 * FrameSize},{Window}");
+        await using var _h = h;
+        using var __ = capture;
+        await Task.Delay(200); // let the watch loop settle after connecting
+        long before = h.Server.RequestsHandled;
+        await Task.Delay(500);
+        long idle = h.Server.RequestsHandled - before;
+        Assert.True(idle < 20, $"{idle} xenstore requests in 500 ms of an idle, connected vif");
+
+        // Waiting must not mean deaf: both watched keys still apply.
+        await h.Store.WriteAsync(h.BackendPath + "/rate", $"{5 * FrameSize},{Window}");
+        await WaitUntilAsync(() => h.Net.Rate == ((ulong)(5 * FrameSize), (ulong)Window));
+        bool multicast = h.Net.MulticastControl;
+        await h.Store.WriteAsync(h.FrontendPath + "/request-multicast-control", multicast ? "0" : "1");
+        await WaitUntilAsync(() => h.Net.MulticastControl != multicast);
+    }
+
+    [Fact]
     public async Task Without_a_rate_key_the_default_paces_and_a_key_written_later_wins_until_removed()
     {
         (ulong, ulong) fallback = (3 * FrameSize, Window);

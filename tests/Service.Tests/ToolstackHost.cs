@@ -21,6 +21,9 @@ internal sealed class ToolstackHost : IAsyncDisposable
     private ToolstackHost() { }
 
     public string Dir => _dir;
+
+    /// <summary>Requests xenstored has handled, from every client (workers, toolstack, frontends).</summary>
+    public long XenStoreRequests => _xenstored.RequestsHandled;
     public SimulatedToolstack Toolstack { get; private set; } = null!;
     public HostSpec Spec => new(Toolstack.Dom0SocketPath, _hostServer.SocketPath);
 

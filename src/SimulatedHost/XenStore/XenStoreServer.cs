@@ -51,6 +51,9 @@ public sealed class XenStoreServer : IAsyncDisposable
 
     public bool IsDomainIntroduced(uint domId) => _database.IsIntroduced(domId);
 
+    /// <summary>Requests handled so far on all connections: a client that polls instead of waiting shows here.</summary>
+    public long RequestsHandled => _database.RequestsHandled;
+
     internal void Serve(Socket accepted, uint domId)
     {
         var connection = new XsServerConnection(new NetworkStream(accepted, ownsSocket: true), domId, _database);

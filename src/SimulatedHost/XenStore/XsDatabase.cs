@@ -16,8 +16,13 @@ internal sealed class XsDatabase(XenStoreServerOptions options)
     private readonly HashSet<uint> _introduced = [0];
     private ImmutableDictionary<string, XsNode> _nodes = XsTreeView.EmptyTree();
     private uint _nextTransactionId;
+    private long _requestsHandled;
 
     public XenStoreServerOptions Options => options;
+
+    public long RequestsHandled => Interlocked.Read(ref _requestsHandled);
+
+    public void CountRequest() => Interlocked.Increment(ref _requestsHandled);
 
     /// <summary>Runs one node operation on the live tree or on the caller's transaction.</summary>
     public T Run<T>(XsServerConnection connection, uint txId, Func<XsTreeView, T> operation)

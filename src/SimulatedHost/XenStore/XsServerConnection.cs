@@ -78,7 +78,10 @@ internal sealed class XsServerConnection
                 var buffer = result.Buffer;
                 bool malformed;
                 while (TryTakeFrame(ref buffer, out var header, out var payload, out malformed))
+                {
+                    _database.CountRequest();
                     XsRequestHandler.Handle(this, _database, header, payload);
+                }
                 reader.AdvanceTo(buffer.Start, buffer.End);
                 if (malformed || result.IsCompleted) return;
             }
