@@ -77,7 +77,7 @@ public static class WorkerRunner
         Log($"serving domain {options.Domid}{(name is null ? "" : $" ({name})")} on {host.Kind} host, kinds {string.Join(",", options.Config.Kinds)}");
 
         using var reporterStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var reporter = ReportLoopAsync(options.Domid, name, devices, store, report, reporterStop.Token);
+        var reporter = ReportLoopAsync(options.Domid, name, devices, watches, report, reporterStop.Token);
         int exit = 0;
         try
         {
@@ -100,34 +100,52 @@ public static class WorkerRunner
         return exit;
     }
 
-    private static async Task ReportLoopAsync(uint domid, string? name, GuestDevices devices, XenStoreClient store, TextWriter report, CancellationToken cancellationToken)
+    private static async Task ReportLoopAsync(uint domid, string? name, GuestDevices devices, WatchRouter watches, TextWriter report, CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
-        do
+        var readers = new Dictionary<DevicePath, DeviceStateReader>();
+        try
         {
-            var line = new WorkerReport { Domid = domid, Name = name };
-            foreach (var (path, kind, device) in devices.Snapshot())
+            do
             {
-                var status = new DeviceStatus { Kind = path.Kind, DevId = path.DevId };
-                try
+                var line = new WorkerReport { Domid = domid, Name = name };
+                var present = new HashSet<DevicePath>();
+                foreach (var (path, kind, device) in devices.Snapshot())
                 {
-                    status.BackendState = StateName(await store.TryReadStringAsync(path.Backend + "/state", cancellationToken).ConfigureAwait(false));
-                    string? frontend = await store.TryReadStringAsync(path.Backend + "/frontend", cancellationToken).ConfigureAwait(false);
-                    status.FrontendState = frontend is null ? "" : StateName(await store.TryReadStringAsync(frontend + "/state", cancellationToken).ConfigureAwait(false));
-                    status.Error = await store.TryReadStringAsync($"/local/domain/0/error/{path.NodeName}/error", cancellationToken).ConfigureAwait(false);
+                    present.Add(path);
+                    var status = new DeviceStatus { Kind = path.Kind, DevId = path.DevId };
+                    try
+                    {
+                        if (!readers.TryGetValue(path, out var reader))
+                            readers[path] = reader = await DeviceStateReader.OpenAsync(watches, path, cancellationToken).ConfigureAwait(false);
+                        await reader.RefreshAsync(cancellationToken).ConfigureAwait(false);
+                        status.BackendState = StateName(reader.BackendState);
+                        status.FrontendState = StateName(reader.FrontendState);
+                        status.Error = reader.Error;
+                    }
+                    catch (XenStoreException)
+                    {
+                        // The device is being torn down; report what we have.
+                    }
+                    foreach (var (key, value) in kind.Counters(device)) status.Counters[key] = value;
+                    status.Histograms = kind.Histograms?.Invoke(device);
+                    line.Devices.Add(status);
                 }
-                catch (XenStoreException)
+                foreach (var gone in readers.Keys.Where(p => !present.Contains(p)).ToList())
                 {
-                    // The device is being torn down; report what we have.
+                    await readers[gone].DisposeAsync().ConfigureAwait(false);
+                    readers.Remove(gone);
                 }
-                foreach (var (key, value) in kind.Counters(device)) status.Counters[key] = value;
-                status.Histograms = kind.Histograms?.Invoke(device);
-                line.Devices.Add(status);
+                report.WriteLine(JsonSerializer.Serialize(line, StatusJsonContext.Default.WorkerReport));
+                report.Flush();
             }
-            report.WriteLine(JsonSerializer.Serialize(line, StatusJsonContext.Default.WorkerReport));
-            report.Flush();
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
         }
-        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
+        finally
+        {
+            foreach (var reader in readers.Values)
+                await reader.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     private static string StateName(string? raw) =>
