@@ -245,7 +245,7 @@ lab_cpu_report() {
       for (k in name) if ((s, k) in u && (e, k) in u) {
         du = (u[e, k] - u[s, k]) / 100; ds = (y[e, k] - y[s, k]) / 100; t = du + ds
         grp = ((s, pid[k]) in w) ? "worker" : name[k] == "iperf3" ? "iperf3" : name[k] ~ /^vif[0-9]/ ? "netback_kthreads" : name[k] ~ /^ksoftirqd/ ? "ksoftirqd" : name[pid[k] "/" pid[k]] == "xen-backends" ? "supervisor" : name[k] ~ /^xenstored|^xenconsoled/ ? "xenstored_xenconsoled" : "other"
-        gs[grp] += t
+        gs[grp] += t; if (grp == "worker") nw++
         if ((s, k, 5) in io && (e, k, 5) in io) {
           g2 = grp == "worker" && name[k] ~ /^netback/ ? "netback_threads" : grp
           for (i = 5; i <= 8; i++) { sc[grp, i] += io[e, k, i] - io[s, k, i]; if (g2 != grp) sc[g2, i] += io[e, k, i] - io[s, k, i] }
@@ -254,7 +254,7 @@ lab_cpu_report() {
         if (grp == "worker") { wu += du; ws += ds; if (t > 0) printf "K %.2f %s=%.2f(u%.2f+s%.2f)\n", t, name[k], t, du, ds }
         if (t > 0) printf "H %.2f %s(%s)=%.2f\n", t, name[k], k, t
       }
-      printf "R dom0.%s_groups worker_s=%.2f worker_pct=%s worker_user_s=%.2f worker_sys_s=%.2f iperf3_s=%.2f netback_kthreads_s=%.2f ksoftirqd_s=%.2f xenstored_xenconsoled_s=%.2f supervisor_s=%.2f other_s=%.2f\n", dir, gs["worker"], pct(gs["worker"], dt), wu, ws, gs["iperf3"], gs["netback_kthreads"], gs["ksoftirqd"], gs["xenstored_xenconsoled"], gs["supervisor"], gs["other"]
+      printf "R dom0.%s_groups worker_threads=%d worker_s=%.2f worker_pct=%s worker_user_s=%.2f worker_sys_s=%.2f iperf3_s=%.2f netback_kthreads_s=%.2f ksoftirqd_s=%.2f xenstored_xenconsoled_s=%.2f xenstored_xenconsoled_pct=%s supervisor_s=%.2f other_s=%.2f\n", dir, nw, gs["worker"], pct(gs["worker"], dt), wu, ws, gs["iperf3"], gs["netback_kthreads"], gs["ksoftirqd"], gs["xenstored_xenconsoled"], pct(gs["xenstored_xenconsoled"], dt), gs["supervisor"], gs["other"]
       line = sprintf("R dom0.%s_syscalls", dir)
       for (gn in seen) line = line sprintf(" %s=r%d/w%d/vcsw%d/ivcsw%d", gn, sc[gn, 5], sc[gn, 6], sc[gn, 7], sc[gn, 8])
       print line
@@ -263,4 +263,20 @@ lab_cpu_report() {
   l=$(echo "$out" | awk '$1=="K"' | sort -k2 -rn | awk '{printf "%s ", $3}')
   [ -z "$l" ] || lab_result "dom0.${dir}_worker" $l
   lab_result "dom0.${dir}_top" $(echo "$out" | awk '$1=="H"' | sort -k2 -rn | head -n 8 | awk '{printf "%s ", $3}')
+}
+
+# lab_idle_check FILE GUESTNAME: the idle window's figures (lab_cpu_report) and a budget: with
+# no traffic, our worker and xenstored (+ xenconsoled) must each stay under LAB_IDLE_MAX_PCT (25)
+# % of one CPU (measured after the fix: worker 1.6-2.4 %, xenstored under 1 %). A watch loop that
+# never consumed its signal had kept them at ~75 % and ~37 %, unseen by every functional check.
+lab_idle_check() {
+  local out worker xs max=${LAB_IDLE_MAX_PCT:-25}
+  out=$(lab_cpu_report "$1" "$2" idle)
+  [ -n "$out" ] && echo "$out"
+  field() { echo "$out" | awk -v f="$1" '$2 == "dom0.idle_groups" { for (i = 3; i <= NF; i++) if (index($i, f "=") == 1) print substr($i, length(f) + 2) }'; }
+  worker=$(field worker_pct) xs=$(field xenstored_xenconsoled_pct)
+  case "$worker$xs" in ''|*'?'*) lab_fail "no idle CPU figures for $2 (sampler snapshots missing)";; esac
+  [ "$(field worker_threads)" -gt 0 ] 2>/dev/null || lab_fail "no worker thread of ours seen in $2's idle window: nothing to check"
+  awk -v w="$worker" -v x="$xs" -v m="$max" 'BEGIN { exit !(w + 0 <= m && x + 0 <= m) }' ||
+    lab_fail "with no traffic our worker used $worker % and xenstored $xs % of a CPU (budget $max %): something polls"
 }

@@ -9,4 +9,5 @@ lab_ours_start
 # CPU cost of each iperf3 run, both sides (dom0/lib.sh lab_cpu_sampler, guest lab_iperf3).
 lab_cpu_sampler net /run/lab/cpu-samples.txt
 lab_ours_guest net net "" "$LAB_OURS_VIF" "lab.iperf_secs=$LAB_IPERF_SECS"
-for w in idle iperf3-tx iperf3-rx; do lab_cpu_report /run/lab/cpu-samples.txt net "$w"; done
+lab_idle_check /run/lab/cpu-samples.txt net
+for w in iperf3-tx iperf3-rx; do lab_cpu_report /run/lab/cpu-samples.txt net "$w"; done
