@@ -19,8 +19,7 @@ public sealed class IdleCostTests(ITestOutputHelper output)
     {
         using var ns = new NetNamespace();
         await using var sim = await ToolstackHost.CreateAsync();
-        var worker = SimHost.Worker;
-        var command = new WorkerCommand("ip", ns.Prefix(worker.FileName, [.. worker.PrefixArguments]));
+        var command = SimHost.WorkerIn(ns);
         var config = sim.Config("vbd");
         config.Kinds = ["vbd", "vif"];
         await using var harness = await SupervisorHarness.StartAsync(config, sim.Spec, command, sim.Dir);

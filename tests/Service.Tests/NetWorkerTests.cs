@@ -13,8 +13,7 @@ public sealed class NetWorkerTests
     {
         using var ns = new NetNamespace();
         await using var sim = await ToolstackHost.CreateAsync();
-        var worker = SimHost.Worker;
-        var command = new WorkerCommand("ip", ns.Prefix(worker.FileName, [.. worker.PrefixArguments]));
+        var command = SimHost.WorkerIn(ns);
         await using var harness = await SupervisorHarness.StartAsync(sim.Config("vif"), sim.Spec, command, sim.Dir);
         var guest = await sim.CreateGuestAsync(23, "net1");
         var nic = await sim.Toolstack.AddNicAsync(23, new NicSpec { DevId = 0 });
@@ -50,8 +49,7 @@ public sealed class NetWorkerTests
         ns.Ip("link", "add", "xbr24", "type", "bridge");
         ns.Ip("link", "set", "dev", "xbr24", "up");
         await using var sim = await ToolstackHost.CreateAsync();
-        var worker = SimHost.Worker;
-        var command = new WorkerCommand("ip", ns.Prefix(worker.FileName, [.. worker.PrefixArguments]));
+        var command = SimHost.WorkerIn(ns);
         await using var harness = await SupervisorHarness.StartAsync(sim.Config("vif"), sim.Spec, command, sim.Dir);
         var guest = await sim.CreateGuestAsync(24, "net2");
         var nic = await sim.Toolstack.AddNicAsync(24, new NicSpec { DevId = 0, Bridge = "xbr24", Mtu = 1400 });
@@ -92,8 +90,7 @@ public sealed class NetWorkerTests
     {
         using var ns = new NetNamespace();
         await using var sim = await ToolstackHost.CreateAsync();
-        var worker = SimHost.Worker;
-        var command = new WorkerCommand("ip", ns.Prefix(worker.FileName, [.. worker.PrefixArguments]));
+        var command = SimHost.WorkerIn(ns);
         await using var harness = await SupervisorHarness.StartAsync(sim.Config("vif"), sim.Spec, command, sim.Dir);
         var guest = await sim.CreateGuestAsync(25, "net3");
         // No xbr25 in this namespace: deleted (or never made) since the script ran at creation.
@@ -138,8 +135,7 @@ public sealed class NetWorkerTests
         ns.Ip("link", "add", "xbr26", "type", "bridge");
         ns.Ip("link", "set", "dev", "xbr26", "up");
         await using var sim = await ToolstackHost.CreateAsync();
-        var worker = SimHost.Worker;
-        var command = new WorkerCommand("ip", ns.Prefix(worker.FileName, [.. worker.PrefixArguments]));
+        var command = SimHost.WorkerIn(ns);
         await using var harness = await SupervisorHarness.StartAsync(sim.Config("vif"), sim.Spec, command, sim.Dir);
         var guest = await sim.CreateGuestAsync(26, "net4");
         var nic = await sim.Toolstack.AddNicAsync(26, new NicSpec { DevId = 0, Bridge = "xbr26", Mtu = 1400 });

@@ -27,8 +27,7 @@ public sealed class QosEndToEndTests(ITestOutputHelper output)
         const int frameSize = 1400;
         using var ns = new NetNamespace();
         await using var sim = await ToolstackHost.CreateAsync();
-        var worker = SimHost.Worker;
-        var command = new WorkerCommand("ip", ns.Prefix(worker.FileName, [.. worker.PrefixArguments]));
+        var command = SimHost.WorkerIn(ns);
         var config = sim.Config("vif");
         config.Qos.Defaults.VifBytesPerSecond = rate;
         await using var harness = await SupervisorHarness.StartAsync(config, sim.Spec, command, sim.Dir);

@@ -44,6 +44,9 @@ internal sealed class SimHost : IAsyncDisposable
     /// <summary>Runs the worker through `dotnet xen-backends.dll worker`, as built next to the tests.</summary>
     public static WorkerCommand Worker => new("dotnet", [Path.Combine(AppContext.BaseDirectory, "xen-backends.dll")]);
 
+    /// <summary><see cref="Worker"/> exec'd inside <paramref name="ns"/> (`ip netns exec`), where a vif worker creates its tap.</summary>
+    public static WorkerCommand WorkerIn(NetNamespace ns) => new("ip", ns.Prefix(Worker.FileName, [.. Worker.PrefixArguments]));
+
     public ServiceConfig Config(params string[] kinds) => new()
     {
         Kinds = kinds.Length == 0 ? [Devices.EchoDevice.KindName] : [.. kinds],
