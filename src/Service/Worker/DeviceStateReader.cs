@@ -59,25 +59,47 @@ internal sealed class DeviceStateReader : IAsyncDisposable
             changed |= watch.TryConsume();
         if (!changed)
             return;
-        BackendState = await _store.TryReadStringAsync(_path.Backend + "/state", cancellationToken).ConfigureAwait(false);
-        string? frontend = await _store.TryReadStringAsync(_path.Backend + "/frontend", cancellationToken).ConfigureAwait(false);
-        if (frontend is not null && frontend != _frontendWatched)
+        try
         {
-            await WatchAsync(frontend + "/state", cancellationToken).ConfigureAwait(false);
-            _frontendWatched = frontend;
+            BackendState = await _store.TryReadStringAsync(_path.Backend + "/state", cancellationToken).ConfigureAwait(false);
+            string? frontend = await _store.TryReadStringAsync(_path.Backend + "/frontend", cancellationToken).ConfigureAwait(false);
+            if (frontend is not null && frontend != _frontendWatched)
+            {
+                await WatchAsync(frontend + "/state", cancellationToken).ConfigureAwait(false);
+                _frontendWatched = frontend;
+            }
+            FrontendState = frontend is null ? null : await _store.TryReadStringAsync(frontend + "/state", cancellationToken).ConfigureAwait(false);
+            Error = await _store.TryReadStringAsync(ErrorPath, cancellationToken).ConfigureAwait(false);
         }
-        FrontendState = frontend is null ? null : await _store.TryReadStringAsync(frontend + "/state", cancellationToken).ConfigureAwait(false);
-        Error = await _store.TryReadStringAsync(ErrorPath, cancellationToken).ConfigureAwait(false);
+        catch
+        {
+            // The signals are consumed: read again next time rather than report a half-read state until the next change.
+            _stale = true;
+            throw;
+        }
     }
 
     // xenstored fires every new watch once after its OK (xenstore.txt); that event is taken here, so
-    // the read that follows the subscription is not repeated at the next report for no change.
+    // the read that follows the subscription is not repeated at the next report for no change. The
+    // wait is bounded: the status report must not hang on a daemon that breaks the rule (then the
+    // event comes later and costs one more read).
     private async Task WatchAsync(string path, CancellationToken cancellationToken)
     {
         var watch = await _router.SubscribeAsync(path, cancellationToken).ConfigureAwait(false);
         _watches.Add(watch);
-        await watch.WaitAsync(cancellationToken).ConfigureAwait(false);
+        // Cancelled, not abandoned, on timeout: a wait left running would consume a later change.
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(InitialEventWait);
+        try
+        {
+            await watch.WaitAsync(bounded.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+        }
     }
+
+    private static readonly TimeSpan InitialEventWait = TimeSpan.FromSeconds(2);
 
     public async ValueTask DisposeAsync()
     {
