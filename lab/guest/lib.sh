@@ -68,19 +68,30 @@ lab_window_end() {
 # lab's own polling and the snapshots cost when nothing moves.
 lab_idle_window() { lab_window_begin idle; sleep "$1"; lab_window_end idle; }
 
-# lab_iperf3 DIR: one iperf3 run of $LAB_IPERF_SECS (5) s to dom0's server, tx = guest->dom0,
-# rx = dom0->guest (-R), as the measured window iperf3-DIR. Figures: the receiver's bitrate
-# (guest.iperf3_DIR_mbits) and the window's (guest.iperf3_DIR_cpu, _irqs with the MBytes).
+# lab_iperf3_run DIR: one iperf3 run of $LAB_IPERF_SECS (5) s to dom0's server, tx = guest->dom0,
+# rx = dom0->guest (-R); leaves its output in iperf3_out and its status in iperf3_rc.
+# lab_iperf3_receiver UNIT: the receiver line's figure in UNIT (Mbits/sec, MBytes) of that run.
+# lab_iperf3_bitrate DIR: the run's receiver bitrate in iperf3_mbit; fails the scenario (in this
+# shell, not a subshell) when the run failed or printed none.
+lab_iperf3_run() {
+  local flag=
+  [ "$1" = rx ] && flag=-R
+  iperf3_out=$(iperf3 -c "$LAB_DOM0_IP" -t "${LAB_IPERF_SECS:-5}" -f m $flag 2>&1)
+  iperf3_rc=$?
+}
+lab_iperf3_receiver() { echo "$iperf3_out" | awk -v u="$1" '/receiver/{for(i=2;i<=NF;i++) if($i==u) print $(i-1)}'; }
+lab_iperf3_bitrate() {
+  [ "$iperf3_rc" -eq 0 ] || { echo "$iperf3_out"; lab_fail "iperf3 $1 failed"; }
+  iperf3_mbit=$(lab_iperf3_receiver Mbits/sec)
+  [ -n "$iperf3_mbit" ] || { echo "$iperf3_out"; lab_fail "iperf3 $1 printed no receiver bitrate"; }
+}
+
+# lab_iperf3 DIR: lab_iperf3_run as the measured window iperf3-DIR. Figures: the receiver's
+# bitrate (guest.iperf3_DIR_mbits) and the window's (guest.iperf3_DIR_cpu, _irqs with the MBytes).
 lab_iperf3() {
-  dir=$1 flag=
-  [ "$dir" = rx ] && flag=-R
-  lab_window_begin "iperf3-$dir"
-  out=$(iperf3 -c "$LAB_DOM0_IP" -t "${LAB_IPERF_SECS:-5}" -f m $flag 2>&1)
-  rc=$?
-  mb=$(echo "$out" | awk '/receiver/{for(i=2;i<=NF;i++) if($i=="MBytes") print $(i-1)}')
-  lab_window_end "iperf3-$dir" "$mb"
-  [ "$rc" -eq 0 ] || { echo "$out"; lab_fail "iperf3 $dir failed"; }
-  mbit=$(echo "$out" | awk '/receiver/{for(i=2;i<=NF;i++) if($i=="Mbits/sec") print $(i-1)}')
-  [ -n "$mbit" ] || { echo "$out"; lab_fail "iperf3 $dir printed no receiver bitrate"; }
-  lab_result "guest.iperf3_${dir}_mbits" "$mbit"
+  lab_window_begin "iperf3-$1"
+  lab_iperf3_run "$1"
+  lab_window_end "iperf3-$1" "$(lab_iperf3_receiver MBytes)"
+  lab_iperf3_bitrate "$1"
+  lab_result "guest.iperf3_$1_mbits" "$iperf3_mbit"
 }

@@ -65,11 +65,9 @@ while [ "$rep" -le "$LAB_REPS" ]; do
   if [ "$LAB_NET" = 1 ]; then
     # The receiver's bitrate: guest->dom0 (tx) and, with -R, dom0->guest (rx).
     for dir in tx rx; do
-      flag=; [ "$dir" = rx ] && flag=-R
-      out=$(iperf3 -c "$LAB_DOM0_IP" -t "$LAB_IPERF_SECS" -f m $flag 2>&1) || { echo "$out"; lab_fail "iperf3 $dir failed"; }
-      mbit=$(echo "$out" | awk '/receiver/{for(i=2;i<=NF;i++) if($i=="Mbits/sec") print $(i-1)}')
-      [ -n "$mbit" ] || { echo "$out"; lab_fail "iperf3 $dir printed no receiver bitrate"; }
-      lab_result "cmp.$LAB_BACKEND.iperf3_$dir" "$mbit" rep="$rep"
+      lab_iperf3_run "$dir"
+      lab_iperf3_bitrate "$dir"
+      lab_result "cmp.$LAB_BACKEND.iperf3_$dir" "$iperf3_mbit" rep="$rep"
     done
   fi
   rep=$((rep + 1))
