@@ -200,7 +200,9 @@ lab_cpu_sampler() {
 #   dom0.W_dom0_stat dom0's /proc/stat over all its vCPUs, % of their total ticks (steal = a
 #                    dom0 vCPU runnable while Xen ran something else), and per vCPU busy %
 #   dom0.W_groups    CPU seconds of our worker, iperf3 (the server), netback's kernel threads
-#                    (vif*), ksoftirqd, xenstored + xenconsoled, our supervisor, the rest
+#                    (vif*), ksoftirqd, xenstored + xenconsoled, our supervisor, the rest;
+#                    threads_ended = threads of those groups (not "the rest") that ended inside
+#                    the window, whose time the figures miss
 #   dom0.W_syscalls  read-/write-class syscalls and voluntary/involuntary context switches of
 #                    the worker, its netback threads, xenstored, iperf3
 #   dom0.W_worker    our worker's threads with their seconds (user+sys)
@@ -242,9 +244,13 @@ lab_cpu_report() {
         line = line " " cp "_busy_pct=" pct(b, t) "/steal_pct=" pct(c[e, cp, 11] - c[s, cp, 11], t)
       }
       print line
-      for (k in name) if ((s, k) in u && (e, k) in u) {
-        du = (u[e, k] - u[s, k]) / 100; ds = (y[e, k] - y[s, k]) / 100; t = du + ds
+      for (k in name) {
         grp = ((s, pid[k]) in w) ? "worker" : name[k] == "iperf3" ? "iperf3" : name[k] ~ /^vif[0-9]/ ? "netback_kthreads" : name[k] ~ /^ksoftirqd/ ? "ksoftirqd" : name[pid[k] "/" pid[k]] == "xen-backends" ? "supervisor" : name[k] ~ /^xenstored|^xenconsoled/ ? "xenstored_xenconsoled" : "other"
+        # A thread that ended inside the window took its CPU time with it: say so, the group
+        # figure is short by that much.
+        if (!((e, k) in u)) { if ((s, k) in u && grp != "other") gone = gone (gone == "" ? "" : ",") name[k]; continue }
+        if (!((s, k) in u)) continue
+        du = (u[e, k] - u[s, k]) / 100; ds = (y[e, k] - y[s, k]) / 100; t = du + ds
         gs[grp] += t; if (grp == "worker") nw++
         if ((s, k, 5) in io && (e, k, 5) in io) {
           g2 = grp == "worker" && name[k] ~ /^netback/ ? "netback_threads" : grp
@@ -254,7 +260,7 @@ lab_cpu_report() {
         if (grp == "worker") { wu += du; ws += ds; if (t > 0) printf "K %.2f %s=%.2f(u%.2f+s%.2f)\n", t, name[k], t, du, ds }
         if (t > 0) printf "H %.2f %s(%s)=%.2f\n", t, name[k], k, t
       }
-      printf "R dom0.%s_groups worker_threads=%d worker_s=%.2f worker_pct=%s worker_user_s=%.2f worker_sys_s=%.2f iperf3_s=%.2f netback_kthreads_s=%.2f ksoftirqd_s=%.2f xenstored_xenconsoled_s=%.2f xenstored_xenconsoled_pct=%s supervisor_s=%.2f other_s=%.2f\n", dir, nw, gs["worker"], pct(gs["worker"], dt), wu, ws, gs["iperf3"], gs["netback_kthreads"], gs["ksoftirqd"], gs["xenstored_xenconsoled"], pct(gs["xenstored_xenconsoled"], dt), gs["supervisor"], gs["other"]
+      printf "R dom0.%s_groups worker_threads=%d worker_s=%.2f worker_pct=%s worker_user_s=%.2f worker_sys_s=%.2f iperf3_s=%.2f netback_kthreads_s=%.2f ksoftirqd_s=%.2f xenstored_xenconsoled_s=%.2f xenstored_xenconsoled_pct=%s supervisor_s=%.2f other_s=%.2f threads_ended=%s\n", dir, nw, gs["worker"], pct(gs["worker"], dt), wu, ws, gs["iperf3"], gs["netback_kthreads"], gs["ksoftirqd"], gs["xenstored_xenconsoled"], pct(gs["xenstored_xenconsoled"], dt), gs["supervisor"], gs["other"], (gone == "" ? "none" : gone)
       line = sprintf("R dom0.%s_syscalls", dir)
       for (gn in seen) line = line sprintf(" %s=r%d/w%d/vcsw%d/ivcsw%d", gn, sc[gn, 5], sc[gn, 6], sc[gn, 7], sc[gn, 8])
       print line

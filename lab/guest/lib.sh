@@ -36,13 +36,16 @@ lab_net_up() {
 # lab_window_begin LABEL / lab_window_end LABEL [MBYTES]: figures guest.LABEL_cpu, _irqs
 # (LABEL with "-" as "_").
 lab_window_begin() {
-  sleep 2   # dom0 finishes its snapshot of the previous mark (~1 s under load) before this one
   head -n1 /proc/stat > /tmp/stat0; cat /proc/interrupts > /tmp/irq0; lab_window_t0=$(lab_now)
   echo "LAB-MARK: $1-start"
 }
 lab_window_end() {
   echo "LAB-MARK: $1-end"
   t1=$(lab_now); head -n1 /proc/stat > /tmp/stat1; cat /proc/interrupts > /tmp/irq1
+  # dom0 snapshots this mark (1.4-1.6 s under load) before anything else happens here: the next
+  # window's start, or, after the last one, the guest's shutdown, which took the backend's
+  # threads away before the end snapshot of iperf3-rx and left that window without them.
+  sleep 2
   awk -v key="$(echo "$1" | tr - _)" -v dt="$(awk -v a="$lab_window_t0" -v b="$t1" 'BEGIN{print b-a}')" -v mb="${2:-0}" '
     FILENAME ~ /stat/ { for (i = 2; i <= 9; i++) st[FILENAME ~ /1$/, i] = $i; next }
     FNR == 1 { ncpu = NF; next }
