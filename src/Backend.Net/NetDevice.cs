@@ -309,14 +309,12 @@ public sealed class NetDevice : IBackendDevice
             {
                 await using var rateWatch = await device.Watches.SubscribeAsync(device.BackendPath + "/rate", stop.Token).ConfigureAwait(false);
                 await using var mcastWatch = await device.Watches.SubscribeAsync(device.FrontendPath + "/request-multicast-control", stop.Token).ConfigureAwait(false);
+                WatchSubscription[] watches = [rateWatch, mcastWatch];
                 while (true)
                 {
-                    // Consume before reading: a change during the reads signals again, and a signal
-                    // left pending would make WhenChangedAsync return at once forever (a busy loop of
-                    // xenstore reads, found in the Xen lab). The first pass also takes the signal every
-                    // subscription starts with, and re-reads: a change between connect and here counts.
-                    rateWatch.TryConsume();
-                    mcastWatch.TryConsume();
+                    // The first wait takes the change every subscription starts with: both keys are
+                    // read once at start, so a change between connect and here counts.
+                    await WatchSubscription.WaitAnyAsync(watches, stop.Token).ConfigureAwait(false);
                     var rate = EffectiveRate(await device.ReadBackendAsync("rate", stop.Token).ConfigureAwait(false));
                     if (rate != Rate)
                     {
@@ -326,7 +324,6 @@ public sealed class NetDevice : IBackendDevice
                     }
                     // Anything but "1" means off, as xenbus_read_unsigned(..., 0) would give for junk.
                     vif.Multicast.Enabled = await device.ReadFrontendAsync("request-multicast-control", stop.Token).ConfigureAwait(false) == "1";
-                    await Task.WhenAny(rateWatch.WhenChangedAsync(stop.Token), mcastWatch.WhenChangedAsync(stop.Token)).Unwrap().ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException)

@@ -53,8 +53,7 @@ public sealed class BackendDiscovery
                 subscriptions.Add(await _watches.SubscribeAsync(KindPath(kind), cancellationToken).ConfigureAwait(false));
             while (true)
             {
-                await Task.WhenAny(subscriptions.Select(s => s.WhenChangedAsync(cancellationToken))).Unwrap().ConfigureAwait(false);
-                foreach (var s in subscriptions) s.TryConsume();
+                await WatchSubscription.WaitAnyAsync(subscriptions, cancellationToken).ConfigureAwait(false);
                 await onChange(await ScanAsync(cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
             }
         }

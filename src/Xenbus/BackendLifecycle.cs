@@ -90,7 +90,7 @@ public sealed class BackendLifecycle
                     await ApplyAsync(action, cancellationToken).ConfigureAwait(false);
                     continue; // re-read at once: our own writes may enable the next step
                 }
-                await Task.WhenAny(frontendWatch.WhenChangedAsync(cancellationToken), backendWatch.WhenChangedAsync(cancellationToken)).Unwrap().ConfigureAwait(false);
+                await WatchSubscription.WhenAnyChangedAsync([frontendWatch, backendWatch], cancellationToken).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -75,6 +75,9 @@ public sealed class WatchRouter : IAsyncDisposable
         foreach (var s in _byToken.Values) s.Fail(fault);
     }
 
+    /// <summary>The most waits any one live subscription has outstanding: one per loop waiting on it, more is a leak.</summary>
+    internal int MostWaitsOnOneSubscription => _byToken.Values.Select(s => s.Waits).DefaultIfEmpty(0).Max();
+
     public async ValueTask DisposeAsync()
     {
         foreach (var s in _byToken.Values) await s.DisposeAsync().ConfigureAwait(false);
@@ -89,6 +92,7 @@ public sealed class WatchSubscription : IAsyncDisposable
     private readonly WatchRouter _router;
     private readonly Channel<bool> _changed = Channel.CreateBounded<bool>(
         new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+    private int _waits;
 
     internal WatchSubscription(WatchRouter router, string path, string token)
     {
@@ -101,6 +105,9 @@ public sealed class WatchSubscription : IAsyncDisposable
 
     public string Token { get; }
 
+    /// <summary>Waits outstanding on this subscription (tests: a wait must not outlive its race).</summary>
+    internal int Waits => Volatile.Read(ref _waits);
+
     /// <summary>Completes once the path changed since the previous wait, consuming the change.</summary>
     public async ValueTask WaitAsync(CancellationToken cancellationToken = default)
     {
@@ -112,12 +119,57 @@ public sealed class WatchSubscription : IAsyncDisposable
     public bool TryConsume() => _changed.Reader.TryRead(out _);
 
     /// <summary>
-    /// Completes when a change is pending, without consuming it, so waits on several subscriptions can
-    /// be raced with <see cref="Task.WhenAny(Task[])"/> and the losers leave nothing behind. Throws when
-    /// the connection died.
+    /// Completes once any of <paramref name="subscriptions"/> changed since the previous wait, and
+    /// consumes the changes of all of them: the caller then re-reads everything they watch, and a
+    /// change during that read signals again. A new subscription starts with a change pending, so a
+    /// loop that waits first reads once at start.
     /// </summary>
-    public async Task WhenChangedAsync(CancellationToken cancellationToken)
+    public static async ValueTask WaitAnyAsync(IReadOnlyList<WatchSubscription> subscriptions, CancellationToken cancellationToken)
     {
+        while (!ConsumeAll(subscriptions))
+            await WhenAnyChangedAsync(subscriptions, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static bool ConsumeAll(IReadOnlyList<WatchSubscription> subscriptions)
+    {
+        bool any = false;
+        foreach (var s in subscriptions)
+            any |= s.TryConsume();
+        return any;
+    }
+
+    /// <summary>
+    /// Completes when any of <paramref name="subscriptions"/> (or <paramref name="alsoWaitFor"/>,
+    /// given the race's token) has news, consuming nothing: for a caller that consumes with
+    /// <see cref="TryConsume"/> right before it re-reads (forgetting to makes every later wait return
+    /// at once: a busy loop). The waits that lost are cancelled before this returns: left queued on a
+    /// quiet subscription, one would pile up per change of a busy one, which a guest rewriting its own
+    /// node turns into memory growth (XSA-349). Throws when the connection died.
+    /// </summary>
+    public static async Task WhenAnyChangedAsync(IReadOnlyList<WatchSubscription> subscriptions, CancellationToken cancellationToken, Func<CancellationToken, Task>? alsoWaitFor = null)
+    {
+        using var race = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var waits = new Task[subscriptions.Count + (alsoWaitFor is null ? 0 : 1)];
+        for (int i = 0; i < subscriptions.Count; i++)
+            waits[i] = subscriptions[i].WhenChangedAsync(race.Token);
+        if (alsoWaitFor is not null)
+            waits[^1] = alsoWaitFor(race.Token);
+        Task first = await Task.WhenAny(waits).ConfigureAwait(false);
+        race.Cancel();
+        try
+        {
+            await Task.WhenAll(waits).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or XenStoreConnectionException)
+        {
+            // The losers, cancelled just now; the winner's own outcome is rethrown below.
+        }
+        await first.ConfigureAwait(false);
+    }
+
+    private async Task WhenChangedAsync(CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _waits);
         try
         {
             if (await _changed.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false)) return;
@@ -125,6 +177,10 @@ public sealed class WatchSubscription : IAsyncDisposable
         catch (ChannelClosedException e) when (e.InnerException is { } inner)
         {
             throw new XenStoreConnectionException($"watch on {Path} ended: {inner.Message}", inner);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _waits);
         }
         throw new XenStoreConnectionException($"watch on {Path} ended");
     }

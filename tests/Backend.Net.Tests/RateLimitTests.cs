@@ -120,6 +120,24 @@ public sealed class RateLimitTests
         await WaitUntilAsync(() => h.Net.MulticastControl != multicast);
     }
 
+    /// <summary>
+    /// The rate / request-multicast-control loop raced two watches; the wait on the quiet one (rate,
+    /// dom0's key) stayed queued each time the guest rewrote its own key, one per rewrite for as long
+    /// as the vif lived (XSA-349's memory growth, through waits instead of events).
+    /// </summary>
+    [Fact]
+    public async Task A_guest_rewriting_request_multicast_control_leaves_no_waits_behind()
+    {
+        var (h, _, capture) = await UpAsync($"{2 * FrameSize},{Window}");
+        await using var _h = h;
+        using var __ = capture;
+        for (int i = 0; i < 2000; i++)
+            await h.Store.WriteAsync(h.FrontendPath + "/request-multicast-control", (i % 2).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await WaitUntilAsync(() => h.Net.MulticastControl); // the last write was "1"
+        await Task.Delay(300);
+        Assert.InRange(h.Watches.MostWaitsOnOneSubscription, 0, 1);
+    }
+
     [Fact]
     public async Task Without_a_rate_key_the_default_paces_and_a_key_written_later_wins_until_removed()
     {

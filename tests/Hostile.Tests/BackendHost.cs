@@ -42,6 +42,9 @@ internal sealed class BackendHost : IAsyncDisposable
 
     public BackendLifecycle Lifecycle(DevicePath path) => _devices[path].Lifecycle;
 
+    /// <summary>The most waits outstanding on one of this backend's watch subscriptions (one per waiting loop).</summary>
+    public int MostWaitsOnOneSubscription => _watches.MostWaitsOnOneSubscription;
+
     /// <summary>The device's lifecycle task is still running (it neither crashed nor was removed).</summary>
     public bool IsServing(DevicePath path) => _devices.TryGetValue(path, out var d) && !d.Run.IsCompleted;
 

@@ -17,6 +17,8 @@ public class Xsa349WatchStormTests
     /// strings, channel nodes: a few hundred bytes each) stays below that, so the heap bound alone
     /// would not catch it; the test also checks the backend kept up: the device is still Connected,
     /// still serves I/O, and the state it acted on is the last one written.
+    /// Nor would it catch a wait left queued per event (~330 bytes each): the waits outstanding on
+    /// each watch are counted directly.
     /// </summary>
     [Fact]
     public async Task XSA_349_watch_storm_on_the_frontend_state_is_coalesced_and_the_device_keeps_serving()
@@ -43,6 +45,7 @@ public class Xsa349WatchStormTests
         Assert.InRange(ProcessProbe.HeapAfterFullGc(), 0, heap + (64L << 20));
         ProcessProbe.AssertFdsBounded(fds, 16);
         Assert.True(f.Backends.IsServing(f.AttackerDisk.Path));
+        Assert.InRange(f.Backends.MostWaitsOnOneSubscription, 0, 1);
         f.AssertImageUnchangedOutside((64, 8));
     }
 }

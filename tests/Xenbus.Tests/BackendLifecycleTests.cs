@@ -246,4 +246,30 @@ public class BackendLifecycleTests
         cts.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
     }
+
+    /// <summary>
+    /// XSA-349's lesson at the level of waits: the lifecycle raced a wait on the frontend's state
+    /// against one on the backend directory, and the wait that lost stayed queued on its channel.
+    /// A guest rewriting its own state node left one wait on the quiet backend watch per rewrite,
+    /// about 330 bytes each, for as long as the device lived.
+    /// </summary>
+    [Fact]
+    public async Task A_guest_rewriting_its_state_leaves_no_waits_behind()
+    {
+        await using var xs = await XenstoreFixture.CreateAsync();
+        var device = new RecordingDevice();
+        var (_, run, cts) = await StartAsync(xs, device);
+        await ConnectFrontendAsync(xs);
+        await xs.SetFrontendStateAsync(XenbusState.Connected);
+
+        for (int i = 0; i < 2000; i++)
+            await xs.SetFrontendStateAsync(XenbusState.Connected);
+        await Task.Delay(300); // the lifecycle's last passes over the storm
+
+        Assert.InRange(xs.Watches.MostWaitsOnOneSubscription, 0, 1);
+        Assert.Equal(XenbusState.Connected, await xs.BackendStateAsync());
+        Assert.False(run.IsCompleted, run.Exception?.ToString());
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
+    }
 }

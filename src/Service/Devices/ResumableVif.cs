@@ -106,13 +106,13 @@ internal sealed class ResumableVif : IBackendDevice
             await using var watch = await device.Watches.SubscribeAsync(errorDir, cancellationToken).ConfigureAwait(false);
             while (true)
             {
-                watch.TryConsume();
+                // The first wait takes the change the subscription starts with.
+                await watch.WaitAsync(cancellationToken).ConfigureAwait(false);
                 // Only a node that is gone is rewritten: another error (a fatal) is newer news, and a
                 // removed device must not get an error node back.
                 if (await device.Store.TryReadStringAsync(device.ErrorPath, cancellationToken).ConfigureAwait(false) is null
                     && await device.ReadBackendAsync("state", cancellationToken).ConfigureAwait(false) is not null)
                     await device.WriteErrorAsync(message, cancellationToken).ConfigureAwait(false);
-                await watch.WhenChangedAsync(cancellationToken).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -249,10 +249,8 @@ public sealed class Supervisor : IAsyncDisposable
     {
         while (true)
         {
-            await Task.WhenAny(
-                released.WhenChangedAsync(cancellationToken),
-                introduced.WhenChangedAsync(cancellationToken),
-                _domainsChanged.Reader.WaitToReadAsync(cancellationToken).AsTask()).Unwrap().ConfigureAwait(false);
+            await WatchSubscription.WhenAnyChangedAsync([released, introduced], cancellationToken,
+                ct => _domainsChanged.Reader.WaitToReadAsync(ct).AsTask()).ConfigureAwait(false);
             // Consume before asking, so a change while we ask is seen by the next round.
             released.TryConsume();
             introduced.TryConsume();
