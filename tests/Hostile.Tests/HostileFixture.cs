@@ -80,13 +80,15 @@ internal sealed class HostileFixture : IAsyncDisposable
         return raw;
     }
 
-    /// <summary>After a fatal error: Closed, back to Initialising, wait for InitWait, then a fresh handshake.</summary>
+    /// <summary>After a fatal error: Closed, back to Initialising, wait for InitWait, then a fresh handshake (the old frontend is disposed).</summary>
     public async Task<RawBlkfront> ReconnectAttackerAsync(RawBlkfront old, int order = 0)
     {
         await old.WriteStateAsync(6);
         await old.WaitBackendStateAsync(6, Bound);
         await old.WriteStateAsync(1);
         await old.WaitBackendStateAsync(2, Bound);
+        _raws.Remove(old);
+        await old.DisposeAsync();
         return await ConnectAttackerAsync(order);
     }
 

@@ -166,6 +166,9 @@ internal sealed class NetHostileFixture : IAsyncDisposable
 
     public NetDevice AttackerDevice => Device(AttackerNic);
 
+    /// <summary>The most waits outstanding on one of the backends' watch subscriptions (one per waiting loop).</summary>
+    public int MostWaitsOnOneSubscription => _watches.MostWaitsOnOneSubscription;
+
     public NetQueueStats AttackerStats => AttackerDevice.Counters[0].Snapshot();
 
     /// <summary>Handshakes a raw attacker netfront and waits until the backend is Connected.</summary>
