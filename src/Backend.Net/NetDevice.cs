@@ -318,9 +318,12 @@ public sealed class NetDevice : IBackendDevice
                     var rate = EffectiveRate(await device.ReadBackendAsync("rate", stop.Token).ConfigureAwait(false));
                     if (rate != Rate)
                     {
-                        Rate = rate;
+                        // Queues first: whoever sees the new Rate can count on every queue applying
+                        // it before its next guest-TX pass (a test that advanced its clock on seeing
+                        // Rate got one window at the old rate now and then).
                         foreach (var q in vif.Queues)
                             q.SetRate(rate);
+                        Rate = rate;
                     }
                     // Anything but "1" means off, as xenbus_read_unsigned(..., 0) would give for junk.
                     vif.Multicast.Enabled = await device.ReadFrontendAsync("request-multicast-control", stop.Token).ConfigureAwait(false) == "1";
