@@ -35,6 +35,21 @@ lab_ours_log_tail() { tail -n "${1:-40}" "$LAB_SERVICE_LOG" 2>/dev/null | sed 's
 # exec's `xen-backends worker --domid N ...`.
 lab_ours_worker() { pgrep -f "xen-backends worker --domid $1( |\$)" | head -n1; }
 
+# lab_ours_sandbox DOMID: the guest's worker, serving, runs with no_new_privs and its seccomp
+# filter (mode 2) on every thread; its effective capabilities are reported.
+lab_ours_sandbox() {
+  local pid t modes
+  pid=$(lab_ours_worker "$1")
+  [ -n "$pid" ] || lab_fail "no worker for domain $1 to inspect"
+  modes=$(for t in /proc/"$pid"/task/*; do awk '$1 == "Seccomp:" { print $2 }' "$t/status"; done | sort | uniq -c | awk '{ printf "%s%sx%s", sep, $2, $1; sep = "," }')
+  lab_result dom0.worker_sandbox "seccomp_modes=$modes" \
+    "no_new_privs=$(awk '$1 == "NoNewPrivs:" { print $2 }' /proc/"$pid"/status)" \
+    "cap_eff=$(awk '$1 == "CapEff:" { print $2 }' /proc/"$pid"/status)"
+  # One mode only (no comma), and it is 2.
+  case $modes in 2x*) [ "${modes#*,}" = "$modes" ] && return 0 ;; esac
+  lab_ours_log_tail; lab_fail "worker $pid has threads without its seccomp filter: $modes"
+}
+
 # lab_ours_image MB: a fresh sparse raw image, the disk target.
 lab_ours_image() { rm -f /var/lib/lab/disk.img; truncate -s "${1}M" /var/lib/lab/disk.img; echo /var/lib/lab/disk.img; }
 
@@ -98,6 +113,7 @@ lab_ours_guest() {
     lab_result dom0.ping_to_guest ok rtt_avg_ms="$(echo "$out" | awk -F/ '/^rtt/{print $5}')"
     echo go > "/dev/tcp/$LAB_GUEST_IP/7000" || lab_fail "dom0 cannot reach the guest's TCP port 7000"
   fi
+  lab_ours_sandbox "$domid"
   lab_wait_console "$name" 'LAB-GUEST-DONE' 900
   lab_guest_relay "$name"
   # The worker must have served the whole run: a crash would have been hidden by the restart.

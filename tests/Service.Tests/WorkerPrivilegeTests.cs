@@ -5,13 +5,16 @@ using XenBackends.SimulatedHost.Toolstack;
 namespace XenBackends.Service.Tests;
 
 /// <summary>
-/// A worker runs with no_new_privs and only the capabilities of its configured kinds, whatever the
-/// supervisor had (the tests run as root with every capability), and still serves its guest.
+/// A worker runs with no_new_privs, only the capabilities of its configured kinds, whatever the
+/// supervisor had (the tests run as root with every capability), and the seccomp deny list on every
+/// thread (Native.Tests proves the filter itself), and still serves its guest.
 /// </summary>
 public sealed class WorkerPrivilegeTests
 {
-    private static Dictionary<string, string> ProcStatus(int pid) =>
-        File.ReadAllLines($"/proc/{pid}/status")
+    private static Dictionary<string, string> ProcStatus(int pid) => ReadStatus($"/proc/{pid}/status");
+
+    private static Dictionary<string, string> ReadStatus(string file) =>
+        File.ReadAllLines(file)
             .Select(l => l.Split(':', 2))
             .Where(p => p.Length == 2)
             .ToDictionary(p => p[0], p => p[1].Trim());
@@ -39,6 +42,7 @@ public sealed class WorkerPrivilegeTests
         Assert.Equal("0000000000001002", status["CapBnd"]);
         Assert.Equal("0000000000000000", status["CapInh"]);
         Assert.Equal("0000000000000000", status["CapAmb"]);
+        AssertFilteredEverywhere(pid);
         var data = new byte[4096];
         new Random(30).NextBytes(data);
         Assert.Equal(BlkifRsp.Okay, await blk.WriteAsync(8, data));
@@ -46,7 +50,30 @@ public sealed class WorkerPrivilegeTests
         Assert.Equal(BlkifRsp.Okay, await blk.ReadAsync(8, back));
         Assert.Equal(data, back);
         await Eventually.TrueAsync(() => harness.Log.Lines.Any(l => l.Contains("capabilities kept: CAP_DAC_OVERRIDE,CAP_NET_ADMIN", StringComparison.Ordinal)), "the worker logs what it kept");
+        await Eventually.TrueAsync(() => harness.Log.Lines.Any(l => l.Contains("system calls denied (seccomp)", StringComparison.Ordinal)), "the worker logs its filter");
+        // Threads started after the filter (queue threads, I/O threads) inherit it.
+        AssertFilteredEverywhere(pid);
     }
+
+    // Seccomp mode 2 (filter) on the process and on every one of its threads, the ones that existed
+    // when it was installed (TSYNC) and the ones started since.
+    private static void AssertFilteredEverywhere(int pid)
+    {
+        Assert.Equal("2", ProcStatus(pid)["Seccomp"]);
+        foreach (string task in Directory.GetDirectories($"/proc/{pid}/task"))
+        {
+            string tid = Path.GetFileName(task);
+            try
+            {
+                Assert.True(ReadStatus(Path.Combine(task, "status"))["Seccomp"] == "2", $"thread {tid} ({File.ReadAllText(Path.Combine(task, "comm")).Trim()}) runs unfiltered");
+            }
+            catch (IOException)
+            {
+                // the thread ended while we looked
+            }
+        }
+    }
+
 
     [Fact]
     public async Task A_worker_for_a_kind_that_needs_no_capability_keeps_none()
@@ -61,5 +88,6 @@ public sealed class WorkerPrivilegeTests
         Assert.Equal("0000000000000000", status["CapEff"]);
         Assert.Equal("0000000000000000", status["CapPrm"]);
         Assert.Equal("0000000000000000", status["CapBnd"]);
+        Assert.Equal("2", status["Seccomp"]);
     }
 }

@@ -56,7 +56,13 @@ public static class WorkerRunner
         try
         {
             ulong kept = ProcessPrivileges.Restrict(WorkerPrivileges.For(options.Config.Kinds));
-            Log($"domain {options.Domid}: no_new_privs set, capabilities kept: {WorkerPrivileges.Describe(kept)}");
+            string filter = "no system call filter for this architecture";
+            if (SyscallFilter.IsSupported)
+            {
+                SyscallFilter.Install();
+                filter = $"{SyscallFilter.Denied.Count} system calls denied (seccomp)";
+            }
+            Log($"domain {options.Domid}: no_new_privs set, capabilities kept: {WorkerPrivileges.Describe(kept)}; {filter}");
         }
         catch (LinuxCallException e)
         {

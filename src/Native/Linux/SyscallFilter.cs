@@ -1,0 +1,118 @@
+using System.Runtime.InteropServices;
+
+namespace XenBackends.Native.Linux;
+
+/// <summary>
+/// A seccomp-bpf deny list for a process that serves an untrusted guest: the system calls a backend
+/// never makes and someone who took it over would reach for first (run a program, trace or read
+/// another process, change mounts or namespaces, load kernel code, set the clock, create keys). They
+/// fail with EPERM; a system call made through another ABI (i386's int 0x80, whose numbers differ,
+/// or x32's) ends the process, since only an attacker's code would make one. A deny list, not an
+/// allow list: the .NET runtime's own needs (threads, memory, signals, io_uring) change between
+/// versions, and a worker that dies on an unforeseen call would be a guest-triggerable outage.
+/// x86_64 only; the numbers are proven against the system's headers by the tests.
+/// </summary>
+public static unsafe partial class SyscallFilter
+{
+    /// <summary>The denied calls, x86_64 numbers (asm/unistd_64.h).</summary>
+    public static IReadOnlyList<(string Name, int Number)> Denied { get; } =
+    [
+        // Running something else; reading or steering other processes.
+        ("execve", 59), ("execveat", 322), ("ptrace", 101), ("process_vm_readv", 310), ("process_vm_writev", 311),
+        ("process_madvise", 440), ("pidfd_getfd", 438), ("kcmp", 312),
+        // Mounts, roots and namespaces.
+        ("mount", 165), ("umount2", 166), ("pivot_root", 155), ("chroot", 161), ("open_tree", 428), ("move_mount", 429),
+        ("fsopen", 430), ("fsconfig", 431), ("fsmount", 432), ("fspick", 433), ("mount_setattr", 442),
+        ("unshare", 272), ("setns", 308),
+        // Kernel code, the machine, and kernel-side programs.
+        ("init_module", 175), ("finit_module", 313), ("delete_module", 176), ("kexec_load", 246), ("kexec_file_load", 320),
+        ("reboot", 169), ("bpf", 321), ("perf_event_open", 298), ("userfaultfd", 323), ("iopl", 172), ("ioperm", 173),
+        ("swapon", 167), ("swapoff", 168), ("acct", 163), ("quotactl", 179), ("syslog", 103), ("vhangup", 153),
+        ("settimeofday", 164), ("clock_settime", 227), ("clock_adjtime", 305), ("adjtimex", 159),
+        ("sethostname", 170), ("setdomainname", 171), ("uselib", 134), ("lookup_dcookie", 212),
+        // Keys, file handles that bypass paths, whole-filesystem watches.
+        ("add_key", 248), ("request_key", 249), ("keyctl", 250),
+        ("open_by_handle_at", 304), ("name_to_handle_at", 303), ("fanotify_init", 300),
+    ];
+
+    /// <summary>Whether <see cref="Install"/> knows this process's system call ABI.</summary>
+    public static bool IsSupported => RuntimeInformation.ProcessArchitecture == Architecture.X64;
+
+    // linux/audit.h, linux/seccomp.h, linux/filter.h.
+    private const uint AUDIT_ARCH_X86_64 = 0xC000003E;
+    private const uint X32_SYSCALL_BIT = 0x40000000;
+    private const uint SECCOMP_RET_KILL_PROCESS = 0x80000000;
+    private const uint SECCOMP_RET_ERRNO = 0x00050000;
+    private const uint SECCOMP_RET_ALLOW = 0x7FFF0000;
+    private const uint EPERM = 1;
+    private const ushort BPF_LD_W_ABS = 0x20;
+    private const ushort BPF_JEQ_K = 0x15;
+    private const ushort BPF_JGE_K = 0x35;
+    private const ushort BPF_RET_K = 0x06;
+    private const uint OffsetNr = 0;   // struct seccomp_data.nr
+    private const uint OffsetArch = 4; // struct seccomp_data.arch
+    private const int SYS_seccomp = 317;
+    private const uint SECCOMP_SET_MODE_FILTER = 1;
+    private const uint SECCOMP_FILTER_FLAG_TSYNC = 1;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct SockFprog
+    {
+        public ushort Length;
+        public SockFilter* Filter;
+    }
+
+    /// <summary>One classic BPF instruction (struct sock_filter).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public readonly record struct SockFilter(ushort Code, byte JumpTrue, byte JumpFalse, uint K);
+
+    /// <summary>
+    /// The filter program: wrong ABI kills, x32 numbers and <see cref="Denied"/> get EPERM, the rest
+    /// is allowed. Forward jumps only, as classic BPF wants: every match jumps to the EPERM return.
+    /// </summary>
+    public static SockFilter[] BuildProgram()
+    {
+        int n = Denied.Count;
+        var program = new List<SockFilter>(n + 7)
+        {
+            new(BPF_LD_W_ABS, 0, 0, OffsetArch),
+            new(BPF_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+            new(BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),
+            new(BPF_LD_W_ABS, 0, 0, OffsetNr),
+        };
+        // Instruction i jumps to i + 1 + jt; the EPERM return sits after the n compares and the allow.
+        int errno = program.Count + 1 + n + 1;
+        program.Add(new(BPF_JGE_K, Jump(errno - program.Count - 1), 0, X32_SYSCALL_BIT));
+        foreach (var (_, number) in Denied)
+            program.Add(new(BPF_JEQ_K, Jump(errno - program.Count - 1), 0, (uint)number));
+        program.Add(new(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW));
+        program.Add(new(BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | EPERM));
+        return [.. program];
+    }
+
+    private static byte Jump(int distance) =>
+        distance is >= 0 and <= byte.MaxValue ? (byte)distance : throw new InvalidOperationException("deny list too long for one jump");
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial nint seccomp_syscall(nint number, nuint operation, nuint flags, SockFprog* program);
+
+    /// <summary>
+    /// Installs the filter on every thread of the process (TSYNC: the runtime's threads exist already).
+    /// Needs no_new_privs (<see cref="ProcessPrivileges.Restrict"/>) or CAP_SYS_ADMIN. It cannot be removed.
+    /// </summary>
+    public static void Install()
+    {
+        if (!IsSupported)
+            throw new PlatformNotSupportedException($"no system call filter for {RuntimeInformation.ProcessArchitecture}");
+        SockFilter[] program = BuildProgram();
+        fixed (SockFilter* filter = program)
+        {
+            var fprog = new SockFprog { Length = (ushort)program.Length, Filter = filter };
+            nint r = seccomp_syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &fprog);
+            if (r < 0)
+                throw LinuxCallException.FromErrno("seccomp(SECCOMP_SET_MODE_FILTER)");
+            if (r > 0)
+                throw new LinuxCallException($"seccomp(SECCOMP_SET_MODE_FILTER): thread {r} could not take the filter", 0);
+        }
+    }
+}
