@@ -7,7 +7,9 @@ namespace XenBackends.Native.Linux;
 /// never makes and someone who took it over would reach for first (run a program, trace or read
 /// another process, change mounts or namespaces, load kernel code, set the clock, create keys). They
 /// fail with EPERM; a system call made through another ABI (i386's int 0x80, whose numbers differ,
-/// or x32's) ends the process, since only an attacker's code would make one. A deny list, not an
+/// or x32's) ends the process, since only an attacker's code would make one. clone may not create
+/// namespaces (its flags are a register the filter can read); clone3, whose flags sit in memory the
+/// filter cannot read, answers ENOSYS, on which glibc's pthread_create falls back to clone. A deny list, not an
 /// allow list: the .NET runtime's own needs (threads, memory, signals, io_uring) change between
 /// versions, and a worker that dies on an unforeseen call would be a guest-triggerable outage.
 /// x86_64 only; the numbers are proven against the system's headers by the tests.
@@ -35,6 +37,15 @@ public static unsafe partial class SyscallFilter
         ("open_by_handle_at", 304), ("name_to_handle_at", 303), ("fanotify_init", 300),
     ];
 
+    /// <summary>clone: allowed without namespace flags (the runtime's threads are created through it).</summary>
+    public const int Clone = 56;
+
+    /// <summary>clone3: answered ENOSYS.</summary>
+    public const int Clone3 = 435;
+
+    /// <summary>The namespace flags clone may not carry (CLONE_NEWNS, _NEWCGROUP, _NEWUTS, _NEWIPC, _NEWUSER, _NEWPID, _NEWNET).</summary>
+    public const uint CloneNamespaceFlags = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000;
+
     /// <summary>Whether <see cref="Install"/> knows this process's system call ABI.</summary>
     public static bool IsSupported => RuntimeInformation.ProcessArchitecture == Architecture.X64;
 
@@ -45,12 +56,15 @@ public static unsafe partial class SyscallFilter
     private const uint SECCOMP_RET_ERRNO = 0x00050000;
     private const uint SECCOMP_RET_ALLOW = 0x7FFF0000;
     private const uint EPERM = 1;
+    private const uint ENOSYS = 38;
     private const ushort BPF_LD_W_ABS = 0x20;
     private const ushort BPF_JEQ_K = 0x15;
     private const ushort BPF_JGE_K = 0x35;
+    private const ushort BPF_JSET_K = 0x45;
     private const ushort BPF_RET_K = 0x06;
-    private const uint OffsetNr = 0;   // struct seccomp_data.nr
-    private const uint OffsetArch = 4; // struct seccomp_data.arch
+    private const uint OffsetNr = 0;    // struct seccomp_data.nr
+    private const uint OffsetArch = 4;  // struct seccomp_data.arch
+    private const uint OffsetArg0 = 16; // struct seccomp_data.args[0], its low half (little-endian)
     private const int SYS_seccomp = 317;
     private const uint SECCOMP_SET_MODE_FILTER = 1;
     private const uint SECCOMP_FILTER_FLAG_TSYNC = 1;
@@ -67,26 +81,32 @@ public static unsafe partial class SyscallFilter
     public readonly record struct SockFilter(ushort Code, byte JumpTrue, byte JumpFalse, uint K);
 
     /// <summary>
-    /// The filter program: wrong ABI kills, x32 numbers and <see cref="Denied"/> get EPERM, the rest
-    /// is allowed. Forward jumps only, as classic BPF wants: every match jumps to the EPERM return.
+    /// The filter program: wrong ABI kills; x32 numbers, <see cref="Denied"/> and clone with namespace
+    /// flags get EPERM; clone3 gets ENOSYS; the rest is allowed. Classic BPF jumps forward only, so
+    /// the returns come last and every match jumps down to its return.
     /// </summary>
     public static SockFilter[] BuildProgram()
     {
         int n = Denied.Count;
-        var program = new List<SockFilter>(n + 7)
+        int allow = 9 + n, eperm = allow + 1, enosys = eperm + 1;
+        // Instruction i jumps to i + 1 + offset.
+        var program = new List<SockFilter>(enosys + 1)
         {
-            new(BPF_LD_W_ABS, 0, 0, OffsetArch),
-            new(BPF_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
-            new(BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),
-            new(BPF_LD_W_ABS, 0, 0, OffsetNr),
+            new(BPF_LD_W_ABS, 0, 0, OffsetArch),                          // 0
+            new(BPF_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),                      // 1
+            new(BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),               // 2
+            new(BPF_LD_W_ABS, 0, 0, OffsetNr),                            // 3
+            new(BPF_JGE_K, Jump(eperm - 5), 0, X32_SYSCALL_BIT),          // 4
+            new(BPF_JEQ_K, Jump(enosys - 6), 0, (uint)Clone3),            // 5
+            new(BPF_JEQ_K, 0, 2, (uint)Clone),                            // 6: not clone -> 9
+            new(BPF_LD_W_ABS, 0, 0, OffsetArg0),                          // 7
+            new(BPF_JSET_K, Jump(eperm - 9), Jump(allow - 9), CloneNamespaceFlags), // 8
         };
-        // Instruction i jumps to i + 1 + jt; the EPERM return sits after the n compares and the allow.
-        int errno = program.Count + 1 + n + 1;
-        program.Add(new(BPF_JGE_K, Jump(errno - program.Count - 1), 0, X32_SYSCALL_BIT));
         foreach (var (_, number) in Denied)
-            program.Add(new(BPF_JEQ_K, Jump(errno - program.Count - 1), 0, (uint)number));
+            program.Add(new(BPF_JEQ_K, Jump(eperm - program.Count - 1), 0, (uint)number));
         program.Add(new(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW));
         program.Add(new(BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | EPERM));
+        program.Add(new(BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | ENOSYS));
         return [.. program];
     }
 

@@ -2,7 +2,9 @@
  * seccomp_probe FILTER PROBE...: FILTER is a file of struct sock_filter (the backend's program as it
  * built it). Each PROBE runs in its own child, which installs the filter first (except the probes
  * named "unfiltered-..."): a system call number (called with zero arguments), "getpid", "x32"
- * (getpid through the x32 ABI) or "int80" (getpid through the i386 ABI). One line per probe:
+ * (getpid through the x32 ABI), "int80" (getpid through the i386 ABI), "clone" (a fork through
+ * clone), "clone-newuser" (the same with CLONE_NEWUSER), "clone3" (a fork through clone3) or
+ * "thread" (pthread_create, which glibc does through clone3, then clone on ENOSYS). One line per probe:
  * "PROBE eperm", "PROBE ret=R errno=E" or "PROBE signal=S".
  *
  * Each child first leaves its session and takes its own UTS and mount namespaces, so a call the
@@ -11,6 +13,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/filter.h>
+#include <linux/sched.h>
+#include <pthread.h>
+#include <signal.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <stdio.h>
@@ -24,8 +29,35 @@
 static struct sock_filter program[4096];
 static unsigned short length;
 
+static void *thread_body(void *arg) { return arg; }
+
+/* A fork through clone or clone3: the child leaves at once, the parent reaps it. */
+static long forked(long r)
+{
+    if (r == 0)
+        _exit(0);
+    if (r > 0)
+        waitpid((pid_t)r, NULL, __WALL);
+    return r;
+}
+
 static long call(const char *what)
 {
+    if (strcmp(what, "clone") == 0)
+        return forked(syscall(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L));
+    if (strcmp(what, "clone-newuser") == 0)
+        return forked(syscall(SYS_clone, (long)(SIGCHLD | CLONE_NEWUSER), 0L, 0L, 0L, 0L));
+    if (strcmp(what, "clone3") == 0) {
+        struct clone_args args = { .exit_signal = SIGCHLD };
+        return forked(syscall(SYS_clone3, &args, sizeof args));
+    }
+    if (strcmp(what, "thread") == 0) {
+        pthread_t t;
+        int e = pthread_create(&t, NULL, thread_body, NULL);
+        if (e != 0) { errno = e; return -1; }
+        pthread_join(t, NULL);
+        return 1;
+    }
     if (strcmp(what, "getpid") == 0)
         return syscall(SYS_getpid);
     if (strcmp(what, "x32") == 0)
