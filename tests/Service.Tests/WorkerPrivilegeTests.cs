@@ -90,4 +90,21 @@ public sealed class WorkerPrivilegeTests
         Assert.Equal("0000000000000000", status["CapBnd"]);
         Assert.Equal("2", status["Seccomp"]);
     }
+
+    [Fact]
+    public async Task SyscallFilter_false_leaves_the_filter_off_and_the_rest_of_the_drop_on()
+    {
+        await using var sim = await SimHost.CreateAsync();
+        var guest = await sim.CreateGuestAsync(32, "unfiltered");
+        var config = sim.Config();
+        config.SyscallFilter = false;
+        await using var harness = await SupervisorHarness.StartAsync(config, sim.Spec, SimHost.Worker, sim.Dir);
+        await harness.StepAsync(() => guest.ConnectAsync());
+        await guest.EchoAsync(1);
+        var status = ProcStatus(harness.Supervisor.WorkerPids()[32]);
+        Assert.Equal("0", status["Seccomp"]);
+        Assert.Equal("1", status["NoNewPrivs"]);
+        Assert.Equal("0000000000000000", status["CapEff"]);
+        await Eventually.TrueAsync(() => harness.Log.Lines.Any(l => l.Contains("system call filter off (syscallFilter: false)", StringComparison.Ordinal)), "the worker says the filter is off");
+    }
 }

@@ -56,8 +56,9 @@ public static class WorkerRunner
         try
         {
             ulong kept = ProcessPrivileges.Restrict(WorkerPrivileges.For(options.Config.Kinds));
-            string filter = "no system call filter for this architecture";
-            if (SyscallFilter.IsSupported)
+            string filter = !options.Config.SyscallFilter ? "system call filter off (syscallFilter: false)"
+                : !SyscallFilter.IsSupported ? "no system call filter for this architecture" : "";
+            if (options.Config.SyscallFilter && SyscallFilter.IsSupported)
             {
                 SyscallFilter.Install();
                 filter = $"{SyscallFilter.Denied.Count} system calls denied (seccomp)";
