@@ -1,5 +1,3 @@
-using System.ComponentModel;
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using XenBackends.Native.Linux;
 
@@ -83,28 +81,5 @@ public class SyscallFilterTests
         }
     }
 
-    private static string Run(string file, string[] args)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in args)
-            start.ArgumentList.Add(a);
-        Process process;
-        try
-        {
-            process = Process.Start(start)!;
-        }
-        catch (Win32Exception e)
-        {
-            Assert.Fail($"cannot run {file} ({e.Message}); {InstallHint}");
-            throw;
-        }
-        using (process)
-        {
-            var stderr = process.StandardError.ReadToEndAsync();
-            string stdout = process.StandardOutput.ReadToEnd();
-            process.WaitForExit();
-            Assert.True(process.ExitCode == 0, $"{file} exited {process.ExitCode}: {stderr.Result}{stdout}");
-            return stdout;
-        }
-    }
+    private static string Run(string file, string[] args) => CommandRun.Run(file, args, $"running {Path.GetFileName(file)}", InstallHint);
 }

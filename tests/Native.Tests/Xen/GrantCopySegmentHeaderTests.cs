@@ -1,5 +1,3 @@
-using System.ComponentModel;
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -98,29 +96,5 @@ public class GrantCopySegmentHeaderTests
         return string.Join('\n', lines) + "\n";
     }
 
-    private static string Run(string file, string[] args, string doing)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in args)
-            start.ArgumentList.Add(a);
-        Process process;
-        try
-        {
-            process = Process.Start(start)!;
-        }
-        catch (Win32Exception e)
-        {
-            Assert.Fail($"{doing}: cannot run {file} ({e.Message}); {InstallHint}");
-            throw;
-        }
-        using (process)
-        {
-            var stderr = process.StandardError.ReadToEndAsync();
-            string stdout = process.StandardOutput.ReadToEnd();
-            process.WaitForExit();
-            if (process.ExitCode != 0)
-                Assert.Fail($"{doing} failed (exit {process.ExitCode}): {stderr.Result}; {InstallHint}");
-            return stdout;
-        }
-    }
+    private static string Run(string file, string[] args, string doing) => CommandRun.Run(file, args, doing, InstallHint);
 }
