@@ -56,9 +56,12 @@ public static class WorkerRunner
         try
         {
             ulong kept = ProcessPrivileges.Restrict(WorkerPrivileges.For(options.Config.Kinds));
-            string filter = !options.Config.SyscallFilter ? "system call filter off (syscallFilter: false)"
-                : !SyscallFilter.IsSupported ? "no system call filter for this architecture" : "";
-            if (options.Config.SyscallFilter && SyscallFilter.IsSupported)
+            string filter;
+            if (!options.Config.SyscallFilter)
+                filter = "system call filter off (syscallFilter: false)";
+            else if (!SyscallFilter.IsSupported)
+                filter = "no system call filter for this architecture";
+            else
             {
                 SyscallFilter.Install();
                 filter = $"{SyscallFilter.Denied.Count} system calls denied (seccomp)";
