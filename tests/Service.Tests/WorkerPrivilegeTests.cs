@@ -74,7 +74,6 @@ public sealed class WorkerPrivilegeTests
         }
     }
 
-
     [Fact]
     public async Task A_worker_for_a_kind_that_needs_no_capability_keeps_none()
     {
