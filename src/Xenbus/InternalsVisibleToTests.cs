@@ -4,3 +4,4 @@ using System.Runtime.CompilerServices;
 [assembly: InternalsVisibleTo("Xenbus.Tests")]
 [assembly: InternalsVisibleTo("Backend.Net.Tests")]
 [assembly: InternalsVisibleTo("Hostile.Tests")]
+[assembly: InternalsVisibleTo("Service.Tests")]

@@ -75,6 +75,9 @@ public sealed class WatchRouter : IAsyncDisposable
         foreach (var s in _byToken.Values) s.Fail(fault);
     }
 
+    /// <summary>Live subscriptions (tests: a watch nobody reads any more must be gone, here and in xenstored).</summary>
+    internal int SubscriptionCount => _byToken.Count;
+
     /// <summary>The most waits any one live subscription has outstanding: one per loop waiting on it, more is a leak.</summary>
     internal int MostWaitsOnOneSubscription => _byToken.Values.Select(s => s.Waits).DefaultIfEmpty(0).Max();
 

@@ -15,6 +15,9 @@ internal sealed class DeviceStateReader : IAsyncDisposable
     private readonly XenStoreClient _store;
     private readonly DevicePath _path;
     private readonly List<WatchSubscription> _watches = [];
+    // The frontend's state node moves when the toolstack rewrites the backend's frontend key; only
+    // the current one is watched, or every rewrite would leave a live watch behind in xenstored.
+    private WatchSubscription? _frontendWatch;
     private string? _frontendWatched;
     // Nothing read yet.
     private bool _stale = true;
@@ -39,8 +42,8 @@ internal sealed class DeviceStateReader : IAsyncDisposable
         {
             // The backend directory covers state and the frontend key; a watch fires for a path that
             // does not exist yet, so the error node is watched before anything is reported there.
-            await reader.WatchAsync(path.Backend, cancellationToken).ConfigureAwait(false);
-            await reader.WatchAsync(reader.ErrorPath, cancellationToken).ConfigureAwait(false);
+            reader._watches.Add(await reader.WatchAsync(path.Backend, cancellationToken).ConfigureAwait(false));
+            reader._watches.Add(await reader.WatchAsync(reader.ErrorPath, cancellationToken).ConfigureAwait(false));
             return reader;
         }
         catch
@@ -57,16 +60,26 @@ internal sealed class DeviceStateReader : IAsyncDisposable
         _stale = false;
         foreach (var watch in _watches)
             changed |= watch.TryConsume();
+        changed |= _frontendWatch?.TryConsume() == true;
         if (!changed)
             return;
         try
         {
             BackendState = await _store.TryReadStringAsync(_path.Backend + "/state", cancellationToken).ConfigureAwait(false);
             string? frontend = await _store.TryReadStringAsync(_path.Backend + "/frontend", cancellationToken).ConfigureAwait(false);
-            if (frontend is not null && frontend != _frontendWatched)
+            if (frontend != _frontendWatched)
             {
-                await WatchAsync(frontend + "/state", cancellationToken).ConfigureAwait(false);
-                _frontendWatched = frontend;
+                if (_frontendWatch is { } old)
+                {
+                    _frontendWatch = null;
+                    _frontendWatched = null;
+                    await old.DisposeAsync().ConfigureAwait(false);
+                }
+                if (frontend is not null)
+                {
+                    _frontendWatch = await WatchAsync(frontend + "/state", cancellationToken).ConfigureAwait(false);
+                    _frontendWatched = frontend;
+                }
             }
             FrontendState = frontend is null ? null : await _store.TryReadStringAsync(frontend + "/state", cancellationToken).ConfigureAwait(false);
             Error = await _store.TryReadStringAsync(ErrorPath, cancellationToken).ConfigureAwait(false);
@@ -83,10 +96,9 @@ internal sealed class DeviceStateReader : IAsyncDisposable
     // the read that follows the subscription is not repeated at the next report for no change. The
     // wait is bounded: the status report must not hang on a daemon that breaks the rule (then the
     // event comes later and costs one more read).
-    private async Task WatchAsync(string path, CancellationToken cancellationToken)
+    private async Task<WatchSubscription> WatchAsync(string path, CancellationToken cancellationToken)
     {
         var watch = await _router.SubscribeAsync(path, cancellationToken).ConfigureAwait(false);
-        _watches.Add(watch);
         // Cancelled, not abandoned, on timeout: a wait left running would consume a later change.
         using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         bounded.CancelAfter(InitialEventWait);
@@ -97,6 +109,12 @@ internal sealed class DeviceStateReader : IAsyncDisposable
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
         }
+        catch
+        {
+            await watch.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        return watch;
     }
 
     private static readonly TimeSpan InitialEventWait = TimeSpan.FromSeconds(2);
@@ -106,5 +124,10 @@ internal sealed class DeviceStateReader : IAsyncDisposable
         foreach (var watch in _watches)
             await watch.DisposeAsync().ConfigureAwait(false);
         _watches.Clear();
+        if (_frontendWatch is { } frontend)
+        {
+            _frontendWatch = null;
+            await frontend.DisposeAsync().ConfigureAwait(false);
+        }
     }
 }
