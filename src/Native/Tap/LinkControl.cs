@@ -1,4 +1,3 @@
-using System.Text;
 using Tmds.Linux;
 using XenBackends.Native.Linux;
 
@@ -31,9 +30,9 @@ public static unsafe class LinkControl
     private static int TryIndexOf(string name, out int index)
     {
         TapDevice.ValidateName(name);
-        using var sock = ControlSocket();
+        using var sock = InterfaceRequest.ControlSocket();
         byte* ifr = stackalloc byte[TapConstants.IfReqSize];
-        FillIfReq(ifr, name);
+        InterfaceRequest.Fill(ifr, name);
         if (LibC.ioctl(sock.Fd, TapConstants.SIOCGIFINDEX, ifr) != 0)
         {
             index = 0;
@@ -47,9 +46,9 @@ public static unsafe class LinkControl
     public static void SetUp(string name, bool up)
     {
         TapDevice.ValidateName(name);
-        using var sock = ControlSocket();
+        using var sock = InterfaceRequest.ControlSocket();
         byte* ifr = stackalloc byte[TapConstants.IfReqSize];
-        FillIfReq(ifr, name);
+        InterfaceRequest.Fill(ifr, name);
         if (LibC.ioctl(sock.Fd, TapConstants.SIOCGIFFLAGS, ifr) != 0)
             throw LinuxCallException.FromErrno($"ioctl(SIOCGIFFLAGS {name})");
         short* flags = (short*)(ifr + TapConstants.IfNameSize);
@@ -62,9 +61,9 @@ public static unsafe class LinkControl
     public static bool IsUp(string name)
     {
         TapDevice.ValidateName(name);
-        using var sock = ControlSocket();
+        using var sock = InterfaceRequest.ControlSocket();
         byte* ifr = stackalloc byte[TapConstants.IfReqSize];
-        FillIfReq(ifr, name);
+        InterfaceRequest.Fill(ifr, name);
         if (LibC.ioctl(sock.Fd, TapConstants.SIOCGIFFLAGS, ifr) != 0)
             throw LinuxCallException.FromErrno($"ioctl(SIOCGIFFLAGS {name})");
         return (*(short*)(ifr + TapConstants.IfNameSize) & TapConstants.IFF_UP) != 0;
@@ -75,9 +74,9 @@ public static unsafe class LinkControl
         TapDevice.ValidateName(name);
         ArgumentOutOfRangeException.ThrowIfLessThan(mtu, 68);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(mtu, 65535);
-        using var sock = ControlSocket();
+        using var sock = InterfaceRequest.ControlSocket();
         byte* ifr = stackalloc byte[TapConstants.IfReqSize];
-        FillIfReq(ifr, name);
+        InterfaceRequest.Fill(ifr, name);
         *(int*)(ifr + TapConstants.IfNameSize) = mtu;
         if (LibC.ioctl(sock.Fd, TapConstants.SIOCSIFMTU, ifr) != 0)
             throw LinuxCallException.FromErrno($"ioctl(SIOCSIFMTU {name} {mtu})");
@@ -86,9 +85,9 @@ public static unsafe class LinkControl
     public static int GetMtu(string name)
     {
         TapDevice.ValidateName(name);
-        using var sock = ControlSocket();
+        using var sock = InterfaceRequest.ControlSocket();
         byte* ifr = stackalloc byte[TapConstants.IfReqSize];
-        FillIfReq(ifr, name);
+        InterfaceRequest.Fill(ifr, name);
         if (LibC.ioctl(sock.Fd, SIOCGIFMTU, ifr) != 0)
             throw LinuxCallException.FromErrno($"ioctl(SIOCGIFMTU {name})");
         return *(int*)(ifr + TapConstants.IfNameSize);
@@ -104,26 +103,11 @@ public static unsafe class LinkControl
     {
         TapDevice.ValidateName(bridge);
         int portIndex = IndexOf(port);
-        using var sock = ControlSocket();
+        using var sock = InterfaceRequest.ControlSocket();
         byte* ifr = stackalloc byte[TapConstants.IfReqSize];
-        FillIfReq(ifr, bridge);
+        InterfaceRequest.Fill(ifr, bridge);
         *(int*)(ifr + TapConstants.IfNameSize) = portIndex;
         if (LibC.ioctl(sock.Fd, SIOCBRADDIF, ifr) != 0)
             throw LinuxCallException.FromErrno($"ioctl(SIOCBRADDIF {bridge} {port})");
-    }
-
-    // Interface ioctls go through any socket of the namespace the interface lives in.
-    private static SafeFd ControlSocket()
-    {
-        int fd = LibC.socket(LibC.AF_INET, LibC.SOCK_DGRAM | LibC.SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            throw LinuxCallException.FromErrno("socket(AF_INET)");
-        return new SafeFd(fd);
-    }
-
-    private static void FillIfReq(byte* ifr, string name)
-    {
-        new Span<byte>(ifr, TapConstants.IfReqSize).Clear();
-        Encoding.ASCII.GetBytes(name, new Span<byte>(ifr, TapConstants.IfNameSize - 1));
     }
 }

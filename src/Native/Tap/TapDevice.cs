@@ -1,4 +1,3 @@
-using System.Text;
 using Tmds.Linux;
 using XenBackends.Native.Linux;
 
@@ -132,7 +131,7 @@ public sealed unsafe class TapDevice : IDisposable
             // A half-finished earlier attempt may have attached some fds already.
             if (IsBound(queue))
                 continue;
-            FillIfReq(ifr, Name);
+            InterfaceRequest.Fill(ifr, Name);
             *(short*)(ifr + TapConstants.IfNameSize) = _flags;
             if (LibC.ioctl(queue.Handle.Fd, TapConstants.TUNSETIFF, ifr) != 0)
                 throw LinuxCallException.FromErrno($"ioctl(TUNSETIFF {Name})");
@@ -159,7 +158,7 @@ public sealed unsafe class TapDevice : IDisposable
         try
         {
             byte* ifr = stackalloc byte[TapConstants.IfReqSize];
-            FillIfReq(ifr, name);
+            InterfaceRequest.Fill(ifr, name);
             *(short*)(ifr + TapConstants.IfNameSize) = flags;
             if (LibC.ioctl(fd, TapConstants.TUNSETIFF, ifr) != 0)
                 throw LinuxCallException.FromErrno($"ioctl(TUNSETIFF {name})");
@@ -220,9 +219,9 @@ public sealed unsafe class TapDevice : IDisposable
     /// <summary>Brings the link up or down (vif-bridge normally does this; tests and route setups without a script need it).</summary>
     public void SetUp(bool up)
     {
-        using var sock = ControlSocket();
+        using var sock = InterfaceRequest.ControlSocket();
         byte* ifr = stackalloc byte[TapConstants.IfReqSize];
-        FillIfReq(ifr, Name);
+        InterfaceRequest.Fill(ifr, Name);
         if (LibC.ioctl(sock.Fd, TapConstants.SIOCGIFFLAGS, ifr) != 0)
             throw LinuxCallException.FromErrno("ioctl(SIOCGIFFLAGS)");
         short* flags = (short*)(ifr + TapConstants.IfNameSize);
@@ -235,27 +234,12 @@ public sealed unsafe class TapDevice : IDisposable
 
     private void InterfaceIoctl(int request, string what, IfReqFiller fill)
     {
-        using var sock = ControlSocket();
+        using var sock = InterfaceRequest.ControlSocket();
         byte* ifr = stackalloc byte[TapConstants.IfReqSize];
-        FillIfReq(ifr, Name);
+        InterfaceRequest.Fill(ifr, Name);
         fill(ifr);
         if (LibC.ioctl(sock.Fd, request, ifr) != 0)
             throw LinuxCallException.FromErrno($"ioctl({what} {Name})");
-    }
-
-    // Interface ioctls go through any socket of the namespace the interface lives in; the tap fd cannot take them.
-    private static SafeFd ControlSocket()
-    {
-        int fd = LibC.socket(LibC.AF_INET, LibC.SOCK_DGRAM | LibC.SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            throw LinuxCallException.FromErrno("socket(AF_INET)");
-        return new SafeFd(fd);
-    }
-
-    private static void FillIfReq(byte* ifr, string name)
-    {
-        new Span<byte>(ifr, TapConstants.IfReqSize).Clear();
-        Encoding.ASCII.GetBytes(name, new Span<byte>(ifr, TapConstants.IfNameSize - 1));
     }
 
     /// <summary>IFNAMSIZ-1 printable bytes, no '/', ':' or whitespace (what dev_valid_name accepts and a shell script can quote).</summary>
