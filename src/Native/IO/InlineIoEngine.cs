@@ -15,59 +15,9 @@ namespace XenBackends.Native.IO;
 /// as it would block a thread engine's worker. That is the price of the shortcut, accepted because
 /// an image on tmpfs is chosen for speed and swapped tmpfs is already slow for every user.
 /// </remarks>
-public sealed class InlineIoEngine : IIoEngine
+public sealed class InlineIoEngine(int capacity = 256) : SynchronousIoEngine(capacity)
 {
-    private readonly IoCompletion[] _done;
-    private readonly int _neverSignalled;
-    private int _head, _count;
+    public override string Name => "inline";
 
-    public InlineIoEngine(int capacity = 256)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
-        _done = new IoCompletion[capacity];
-        _neverSignalled = Syscall.CreateEventFd();
-    }
-
-    public string Name => "inline";
-
-    public int Capacity => _done.Length;
-
-    public int InFlight => _count;
-
-    /// <summary>Never signalled: completions exist before <see cref="TryEnqueue"/> returns.</summary>
-    public int CompletionFd => _neverSignalled;
-
-    public bool CompletesInline => true;
-
-    public bool TryEnqueue(in IoRequest request)
-    {
-        if (_count == _done.Length)
-            return false;
-        int result = Syscall.Execute(request);
-        _done[(_head + _count++) % _done.Length] = new IoCompletion(request.Tag, result);
-        return true;
-    }
-
-    public void Submit()
-    {
-    }
-
-    public int Reap(Span<IoCompletion> completions)
-    {
-        int n = Math.Min(completions.Length, _count);
-        for (int i = 0; i < n; i++)
-        {
-            completions[i] = _done[_head];
-            _head = (_head + 1) % _done.Length;
-        }
-        _count -= n;
-        return n;
-    }
-
-    public void WaitForCompletion(int timeoutMilliseconds)
-    {
-        // Nothing is ever outstanding: a request is finished when TryEnqueue returns.
-    }
-
-    public void Dispose() => Syscall.Close(_neverSignalled);
+    protected override int Execute(in IoRequest request) => Syscall.Execute(request);
 }
