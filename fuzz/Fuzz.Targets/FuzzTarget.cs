@@ -28,6 +28,7 @@ public abstract class FuzzTarget
         ("blkif-decode", () => new BlkifDecodeTarget()),
         ("block-ring", () => new BlockRingTarget()),
         ("net-tx", () => new NetTxTarget()),
+        ("net-rx", () => new NetRxTarget()),
         ("net-ctrl", () => new NetCtrlTarget()),
         ("xenstore-wire", () => new XenStoreWireTarget()),
     ];

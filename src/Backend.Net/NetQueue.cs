@@ -199,6 +199,14 @@ internal sealed class NetQueue : IDisposable
         return ServiceTx();
     }
 
+    /// <summary>One guest-RX service pass (tap reads, delivery, publication) on the caller's thread; as <see cref="ServiceTxOnCallerThread"/>.</summary>
+    internal void ServiceRxOnCallerThread()
+    {
+        if ((_thread.ThreadState & System.Threading.ThreadState.Unstarted) == 0)
+            throw new InvalidOperationException("the queue thread owns this queue");
+        ServiceRx();
+    }
+
     /// <summary>Stops the thread (bounded by the current pass) and waits for it.</summary>
     public void Stop()
     {
