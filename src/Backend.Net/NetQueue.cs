@@ -885,7 +885,9 @@ internal sealed class NetQueue : IDisposable
                     return false;
                 }
                 _tapFramesRead++;
-                if (length < HeaderLength + PacketHeaders.EthernetHeaderLength || !WantedByGuest(space[HeaderLength..length]))
+                // Longer than a record: tun truncated it (a GSO frame past 64 KiB, as BIG TCP or a
+                // raised gso_max_size can build). No netif frame can carry it: drop, as for a runt.
+                if (length > space.Length || length < HeaderLength + PacketHeaders.EthernetHeaderLength || !WantedByGuest(space[HeaderLength..length]))
                 {
                     Counters.RxDrops++;
                     continue;
