@@ -23,46 +23,20 @@ public sealed record SeenFrame(byte[] Data, ushort Flags, int Slots, NetifExtraI
 /// Connected, Connected only once hotplug-status says connected) and loops every transmitted frame back
 /// into the same queue's rx ring. Not hardened: it trusts the frontend.
 /// </summary>
-public sealed class TestNetback : IAsyncDisposable
+public sealed class TestNetback : TestXenbusBackend
 {
-    private readonly XenStoreClient _xs;
-    private readonly WatchRouter _router;
-    private readonly IGrantMapper _mapper;
-    private readonly SimulatedEventChannels _events;
     private readonly TestNetbackConfig _config;
-    private readonly ushort _domid;
-    private readonly CancellationTokenSource _stop = new();
-    // Linux runs every xenbus callback of a backend on the one xenwatch thread, so a backend closing on
-    // its own and the frontend-state handler never interleave. Here CloseAsync runs on the test's thread
-    // and the handler on the watch loop: without this lock the handler could read _state mid-close
-    // (Closing) with a stale frontend Connected and map the rings again while the frontend frees them.
-    private readonly SemaphoreSlim _transition = new(1, 1);
-    private readonly Lock _lock = new();
     private readonly List<Queue> _queues = [];
-    private Task _stateLoop = Task.CompletedTask;
-    private Task _eventLoop = Task.CompletedTask;
-    private XenbusState _state = XenbusState.Initialising;
     private readonly TaskCompletionSource _firstConnect = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private TestNetback(XenStoreClient xs, SimulatedXenHost host, ushort domid, string backendPath, TestNetbackConfig config)
+        : base(xs, host, domid, backendPath)
     {
-        _xs = xs;
-        _router = new WatchRouter(xs);
-        _mapper = host.CreateGrantMapper();
-        _events = host.OpenEventChannels(0);
-        _domid = domid;
-        BackendPath = backendPath;
         _config = config;
     }
 
-    public string BackendPath { get; }
-    public string FrontendPath { get; private set; } = "";
     public ConcurrentQueue<SeenFrame> Frames { get; } = new();
-    public SortedDictionary<string, string> FrontendKeysAtConnect { get; private set; } = [];
-    public XenbusState FrontendStateAtConnect { get; private set; }
     public string? HotplugStatusAtConnected { get; private set; }
-    public int Connects { get; private set; }
-    public Exception? Fault { get; private set; }
 
     /// <summary>
     /// Completes once this backend has mapped the rings and written Connected. Netfront goes Connected
@@ -75,13 +49,7 @@ public sealed class TestNetback : IAsyncDisposable
         var xs = await h.ConnectDom0Async();
         string be = $"/local/domain/0/backend/vif/{domid}/{devid}";
         var back = new TestNetback(xs, h.Host, domid, be, config ?? new TestNetbackConfig());
-        await using (var created = await back._router.SubscribeAsync(be + "/frontend"))
-        {
-            using var cts = new CancellationTokenSource(SimulatedHostHarness.Bound);
-            while (await xs.TryReadStringAsync(be + "/frontend") is null)
-                await created.WaitAsync(cts.Token);
-        }
-        back.FrontendPath = await xs.ReadStringAsync(be + "/frontend");
+        await back.WaitForToolstackAsync();
         var c = back._config;
         await xs.RunTransactionAsync(async t =>
         {
@@ -95,142 +63,62 @@ public sealed class TestNetback : IAsyncDisposable
         await xs.WriteAsync(be + "/feature-split-event-channels", c.SplitEventChannels ? "1" : "0");
         if (c.MaxQueues is { } q) await xs.WriteAsync(be + "/multi-queue-max-queues", q.ToString(CultureInfo.InvariantCulture));
         await xs.WriteAsync(be + "/feature-ctrl-ring", "1");
-        await back.SetStateAsync(XenbusState.InitWait);
-        back._eventLoop = Task.Run(back.ServeAsync);
-        back._stateLoop = Task.Run(back.FollowFrontendAsync);
+        await back.StartAsync();
         return back;
     }
 
-    public async Task CloseAsync()
-    {
-        await _transition.WaitAsync();
-        try
-        {
-            Disconnect();
-            await SetStateAsync(XenbusState.Closing);
-            await SetStateAsync(XenbusState.Closed);
-        }
-        finally
-        {
-            _transition.Release();
-        }
-    }
+    // Linux netback connects once the frontend is Connected (frontend_changed).
+    protected override bool ShouldConnect(XenbusState frontend) => frontend == XenbusState.Connected && State == XenbusState.InitWait;
 
-    private async Task FollowFrontendAsync()
-    {
-        try
-        {
-            await using var watch = await _router.SubscribeAsync(FrontendPath + "/state", _stop.Token);
-            while (true)
-            {
-                await watch.WaitAsync(_stop.Token);
-                // The frontend state is read under the lock, so it is judged against a settled _state.
-                await _transition.WaitAsync(_stop.Token);
-                try
-                {
-                    var fe = XenbusStates.Parse(await _xs.TryReadStringAsync(FrontendPath + "/state", _stop.Token));
-                    switch (fe)
-                    {
-                        case XenbusState.Connected when _state == XenbusState.InitWait:
-                            await ConnectAsync(fe);
-                            break;
-                        case XenbusState.Closing when _state is not XenbusState.Closed:
-                            Disconnect();
-                            await SetStateAsync(XenbusState.Closing);
-                            break;
-                        case XenbusState.Closed or XenbusState.Unknown when _state is not XenbusState.Closed:
-                            Disconnect();
-                            await SetStateAsync(XenbusState.Closed);
-                            break;
-                        case XenbusState.Initialising when _state == XenbusState.Closed:
-                            await SetStateAsync(XenbusState.InitWait);
-                            break;
-                    }
-                }
-                finally
-                {
-                    _transition.Release();
-                }
-            }
-        }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-        {
-        }
-        catch (Exception e)
-        {
-            Fault = e;
-            _firstConnect.TrySetException(e);
-        }
-    }
+    protected override void OnFault(Exception e) => _firstConnect.TrySetException(e);
 
-    private async Task ConnectAsync(XenbusState frontendState)
+    protected override async Task ConnectAsync(XenbusState frontendState)
     {
-        FrontendStateAtConnect = frontendState;
-        FrontendKeysAtConnect = await XsDump.TreeAsync(_xs, FrontendPath);
-        var keys = FrontendKeysAtConnect;
+        var keys = await ReadFrontendKeysAsync(frontendState);
         if (keys.GetValueOrDefault("request-rx-copy") != "1")
             throw new InvalidDataException("frontend did not request rx-copy");
         int nq = int.Parse(keys.GetValueOrDefault("multi-queue-num-queues", "1"), CultureInfo.InvariantCulture);
-        lock (_lock)
+        lock (RingLock)
         {
             for (int q = 0; q < nq; q++)
             {
                 string p = nq == 1 ? "" : $"queue-{q}/";
-                var txMap = _mapper.Map(_domid, [uint.Parse(keys[p + "tx-ring-ref"], CultureInfo.InvariantCulture)], writable: true);
-                var rxMap = _mapper.Map(_domid, [uint.Parse(keys[p + "rx-ring-ref"], CultureInfo.InvariantCulture)], writable: true);
+                var txMap = Mapper.Map(Domid, [uint.Parse(keys[p + "tx-ring-ref"], CultureInfo.InvariantCulture)], writable: true);
+                var rxMap = Mapper.Map(Domid, [uint.Parse(keys[p + "rx-ring-ref"], CultureInfo.InvariantCulture)], writable: true);
                 uint txPort, rxPort;
                 if (keys.TryGetValue(p + "event-channel-tx", out string? tx))
                 {
-                    txPort = _events.BindInterdomain(_domid, uint.Parse(tx, CultureInfo.InvariantCulture));
-                    rxPort = _events.BindInterdomain(_domid, uint.Parse(keys[p + "event-channel-rx"], CultureInfo.InvariantCulture));
+                    txPort = Events.BindInterdomain(Domid, uint.Parse(tx, CultureInfo.InvariantCulture));
+                    rxPort = Events.BindInterdomain(Domid, uint.Parse(keys[p + "event-channel-rx"], CultureInfo.InvariantCulture));
                 }
                 else
                 {
-                    txPort = rxPort = _events.BindInterdomain(_domid, uint.Parse(keys[p + "event-channel"], CultureInfo.InvariantCulture));
+                    txPort = rxPort = Events.BindInterdomain(Domid, uint.Parse(keys[p + "event-channel"], CultureInfo.InvariantCulture));
                 }
                 _queues.Add(new Queue(q, BackRing.Attach(txMap, NetifRings.Tx), BackRing.Attach(rxMap, NetifRings.Rx), txMap, rxMap, txPort, rxPort));
             }
         }
         // Linux netback defers Connected until the hotplug script has run.
-        await using (var hotplug = await _router.SubscribeAsync(BackendPath + "/hotplug-status", _stop.Token))
+        await using (var hotplug = await Router.SubscribeAsync(BackendPath + "/hotplug-status", Stopping))
         {
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(Stopping);
             cts.CancelAfter(SimulatedHostHarness.Bound);
-            while ((HotplugStatusAtConnected = await _xs.TryReadStringAsync(BackendPath + "/hotplug-status", _stop.Token)) != "connected")
+            while ((HotplugStatusAtConnected = await Xs.TryReadStringAsync(BackendPath + "/hotplug-status", Stopping)) != "connected")
                 await hotplug.WaitAsync(cts.Token);
         }
         Connects++;
         await SetStateAsync(XenbusState.Connected);
         _firstConnect.TrySetResult();
-        lock (_lock)
+        lock (RingLock)
             foreach (var q in _queues)
                 Pump(q);
     }
 
-    private async Task ServeAsync()
+    protected override void ServePort(uint port)
     {
-        try
-        {
-            while (true)
-            {
-                uint port = await _events.WaitPendingAsync(_stop.Token);
-                lock (_lock)
-                    foreach (var q in _queues)
-                        if (q.TxPort == port || q.RxPort == port)
-                            Pump(q);
-                _events.Unmask(port);
-            }
-        }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-        catch (Exception e)
-        {
-            Fault = e;
-        }
+        foreach (var q in _queues)
+            if (q.TxPort == port || q.RxPort == port)
+                Pump(q);
     }
 
     private void Pump(Queue q)
@@ -240,7 +128,7 @@ public sealed class TestNetback : IAsyncDisposable
             while (q.Tx.TryConsumeRequest(out NetifTxRequest first) == RingRead.Item)
                 TakeFrame(q, first);
             if (q.Tx.PushResponsesAndCheckNotify())
-                _events.Notify(q.TxPort);
+                Events.Notify(q.TxPort);
         }
         while (q.Tx.FinalCheckForRequests() == RingPoll.Work);
         DeliverPending(q);
@@ -272,7 +160,7 @@ public sealed class TestNetback : IAsyncDisposable
         foreach (var (req, i) in requests.Select((r, i) => (r, i)))
         {
             int length = i == 0 ? firstLength : req.Size;
-            using var map = _mapper.Map(_domid, [req.Gref], writable: false);
+            using var map = Mapper.Map(Domid, [req.Gref], writable: false);
             map.Span.Slice(req.Offset, length).CopyTo(data.AsSpan(at));
             at += length;
         }
@@ -293,7 +181,7 @@ public sealed class TestNetback : IAsyncDisposable
             {
                 q.Rx.TryConsumeRequest(out NetifRxRequest req);
                 int offset = s * 4096, length = Math.Min(4096, frame.Data.Length - offset);
-                using (var map = _mapper.Map(_domid, [req.Gref], writable: true))
+                using (var map = Mapper.Map(Domid, [req.Gref], writable: true))
                     frame.Data.AsSpan(offset, length).CopyTo(map.Span);
                 ushort flags = s + 1 < slots ? NetRxFlags.MoreData : (ushort)0;
                 if (s == 0 && (frame.Flags & NetTxFlags.CsumBlank) != 0)
@@ -302,43 +190,24 @@ public sealed class TestNetback : IAsyncDisposable
             }
         }
         if (q.Rx.PushResponsesAndCheckNotify())
-            _events.Notify(q.RxPort);
+            Events.Notify(q.RxPort);
     }
 
-    private void Disconnect()
+    protected override void Disconnect()
     {
-        lock (_lock)
+        lock (RingLock)
         {
             foreach (var q in _queues)
             {
                 foreach (uint port in q.TxPort == q.RxPort ? new[] { q.TxPort } : new[] { q.TxPort, q.RxPort })
                 {
-                    try { _events.Unbind(port); } catch (XenNativeException) { }
+                    try { Events.Unbind(port); } catch (XenNativeException) { }
                 }
                 q.TxMap.Dispose();
                 q.RxMap.Dispose();
             }
             _queues.Clear();
         }
-    }
-
-    private async Task SetStateAsync(XenbusState state)
-    {
-        _state = state;
-        await _xs.WriteAsync(BackendPath + "/state", XenbusStates.Format(state));
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        await _stateLoop;
-        await _eventLoop;
-        Disconnect();
-        _events.Dispose();
-        _mapper.Dispose();
-        _transition.Dispose();
-        await _router.DisposeAsync();
-        await _xs.DisposeAsync();
     }
 
     private sealed record Queue(int Index, BackRing Tx, BackRing Rx, SharedMemory TxMap, SharedMemory RxMap, uint TxPort, uint RxPort)
