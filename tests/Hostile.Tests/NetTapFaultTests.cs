@@ -21,10 +21,17 @@ public class NetTapFaultTests
     private static string Worker => $"netback d{NetHostileFixture.AttackerDomid} q0";
 
     /// <summary>One frame each way through the attacker's vif and its tap in the namespace.</summary>
-    private static async Task AssertVifCarriesAsync(NetHostileFixture f, RawNetfront raw, int round)
+    private static Task AssertVifCarriesAsync(NetHostileFixture f, RawNetfront raw, int round) =>
+        AssertCarriesAsync(f, raw, f.AttackerVif, NetHostileFixture.TapMac, round, seedOut: 5, seedIn: 9, "the inbound frame in the guest");
+
+    /// <summary>
+    /// One frame from the guest seen on <paramref name="device"/> (a packet socket in the namespace),
+    /// then one sent there that must reach the guest.
+    /// </summary>
+    private static async Task AssertCarriesAsync(NetHostileFixture f, RawNetfront raw, string device, byte[] outboundDestination, int round, int seedOut, int seedIn, string inboundWhat)
     {
-        using var wire = f.Ns.Inside(() => PacketSocket.Open(f.AttackerVif));
-        byte[] outbound = Frames.Raw(90 + round, NetHostileFixture.TapMac, f.AttackerMac, seed: (byte)(round + 5));
+        using var wire = f.Ns.Inside(() => PacketSocket.Open(device));
+        byte[] outbound = Frames.Raw(90 + round, outboundDestination, f.AttackerMac, seed: (byte)(round + seedOut));
         raw.PutTx(raw.Stage(round % RawNetfront.DataPages, outbound), 0, 0, (ushort)round, (ushort)outbound.Length);
         raw.PushTx();
         Assert.Equal(NetifRsp.Okay, (await raw.WaitTxResponsesAsync(1, Bound)).Single().Status);
@@ -35,11 +42,11 @@ public class NetTapFaultTests
         Assert.Equal(outbound, seen);
 
         raw.PostRx(8);
-        byte[] inbound = Frames.Raw(110 + round, f.AttackerMac, NetHostileFixture.TapMac, seed: (byte)(round + 9));
+        byte[] inbound = Frames.Raw(110 + round, f.AttackerMac, NetHostileFixture.TapMac, seed: (byte)(round + seedIn));
         wire.Send(inbound);
         List<byte[]> got = [];
         await Bounded.UntilAsync(() => { got.AddRange(raw.TakeRxFrames(out _)); return got.Any(g => g.AsSpan().SequenceEqual(inbound)); },
-            Bound, "the inbound frame in the guest");
+            Bound, inboundWhat);
     }
 
     /// <summary>Guest TX while the tap is gone: every slot answered OKAY, every frame a counted drop, none sent or held.</summary>
@@ -183,29 +190,12 @@ public class NetTapFaultTests
         await f.AssertBystanderServedAsync(2);
     }
 
-    /// <summary>One frame each way between the guest and the bridge device its tap is a port of (broadcast out, so the bridge takes it locally).</summary>
-    private static async Task AssertBridgeCarriesAsync(NetHostileFixture f, RawNetfront raw, string bridge, int round)
-    {
-        using var wire = f.Ns.Inside(() => PacketSocket.Open(bridge));
-        byte[] broadcast = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
-        byte[] outbound = Frames.Raw(90 + round, broadcast, f.AttackerMac, seed: (byte)(round + 21));
-        raw.PutTx(raw.Stage(round % RawNetfront.DataPages, outbound), 0, 0, (ushort)round, (ushort)outbound.Length);
-        raw.PushTx();
-        Assert.Equal(NetifRsp.Okay, (await raw.WaitTxResponsesAsync(1, Bound)).Single().Status);
-        byte[]? seen;
-        do
-            seen = wire.Receive((int)Bound.TotalMilliseconds);
-        while (seen is not null && !seen.AsSpan().SequenceEqual(outbound));
-        Assert.Equal(outbound, seen);
-
-        // The bridge learned the guest's MAC on the tap's port from that frame.
-        raw.PostRx(8);
-        byte[] inbound = Frames.Raw(110 + round, f.AttackerMac, NetHostileFixture.TapMac, seed: (byte)(round + 23));
-        wire.Send(inbound);
-        List<byte[]> got = [];
-        await Bounded.UntilAsync(() => { got.AddRange(raw.TakeRxFrames(out _)); return got.Any(g => g.AsSpan().SequenceEqual(inbound)); },
-            Bound, "the inbound frame from the bridge in the guest");
-    }
+    /// <summary>
+    /// One frame each way between the guest and the bridge device its tap is a port of (broadcast out,
+    /// so the bridge takes it locally and learns the guest's MAC on the tap's port).
+    /// </summary>
+    private static Task AssertBridgeCarriesAsync(NetHostileFixture f, RawNetfront raw, string bridge, int round) =>
+        AssertCarriesAsync(f, raw, bridge, [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], round, seedOut: 21, seedIn: 23, "the inbound frame from the bridge in the guest");
 
     /// <summary>
     /// The bridge the tap was a port of deleted (`ip link del br`): the tap still works, so no read or
