@@ -1,4 +1,5 @@
 using XenBackends.Backend.Block;
+using XenBackends.Integration.Tests;
 using XenBackends.Rings.Blkif;
 using XenBackends.SimulatedHost;
 using XenBackends.SimulatedHost.Guest;
@@ -27,7 +28,9 @@ internal sealed class HostileFixture : IAsyncDisposable
     public SimulatedXenHost Host { get; } = new();
     public XenStoreServer XenStore { get; } = new();
     public SimulatedToolstack Toolstack { get; private set; } = null!;
-    public BackendHost Backends { get; private set; } = null!;
+    public InProcessBackends Backends { get; private set; } = null!;
+    /// <summary>The backends' grant mapper, counting maps and copies.</summary>
+    public CountingGrantMapper Grants { get; private set; } = null!;
     public SimulatedGuest Attacker { get; private set; } = null!;
     public AttachedDevice AttackerDisk { get; private set; } = null!;
     public string AttackerImage { get; private set; } = "";
@@ -43,7 +46,7 @@ internal sealed class HostileFixture : IAsyncDisposable
         try
         {
             f.Toolstack = await SimulatedToolstack.StartAsync(f.Host, f.XenStore);
-            f.Backends = await BackendHost.StartAsync(f.Host, f.Toolstack.Dom0SocketPath, options);
+            f.Backends = await InProcessBackends.StartAsync(f.Host, f.Toolstack.Dom0SocketPath, options, grants => f.Grants = new CountingGrantMapper(grants));
             f.Attacker = await f.Toolstack.CreateDomainAsync(new DomainSpec(AttackerDomid, "attacker") { Pages = 8192, GrantEntries = 8192 });
             f.BystanderGuest = await f.Toolstack.CreateDomainAsync(new DomainSpec(BystanderDomid, "bystander") { Pages = 4096, GrantEntries = 4096 });
 

@@ -57,7 +57,7 @@ public class ReconnectCycleTests
 
         var fds = ProcessProbe.FdTargets();
         string[] threads = OwnThreads();
-        int maps = f.Backends.Grants.Live;
+        int maps = f.Grants.Live;
         long heap = ProcessProbe.HeapAfterFullGc();
         for (int i = 0; i < Cycles; i++)
         {
@@ -65,10 +65,10 @@ public class ReconnectCycleTests
             await WriteAsync(raw, i + 1);
         }
 
-        Assert.InRange(f.Backends.Grants.Live, 0, maps);
+        Assert.InRange(f.Grants.Live, 0, maps);
         ProcessProbe.AssertFdsBounded(fds, 4);
         Assert.Equal(threads, OwnThreads());
-        Assert.InRange(f.Backends.MostWaitsOnOneSubscription, 0, 1);
+        Assert.InRange(f.Backends.Watches.MostWaitsOnOneSubscription, 0, 1);
         Assert.InRange(ProcessProbe.HeapAfterFullGc(), 0, heap + (8L << 20));
         await f.AssertBystanderServedAsync(1);
         f.AssertImageUnchangedOutside((0, 8 * (Cycles + 1)));

@@ -27,11 +27,11 @@ public class XenstoreValueAttackTests
     public async Task Invalid_handshake_value_is_fatal_and_harmless(string key, string? value)
     {
         await using var f = await HostileFixture.CreateAsync();
-        int mapsBefore = f.Backends.Grants.Maps;
+        int mapsBefore = f.Grants.Maps;
         var raw = await f.ConnectAttackerAsync(overrides: new Dictionary<string, string?> { [key] = value }, expectConnected: false);
         await f.AssertFatalAsync(raw);
         if (key is not ("ring-ref" or "event-channel"))
-            Assert.Equal(mapsBefore, f.Backends.Grants.Maps);
+            Assert.Equal(mapsBefore, f.Grants.Maps);
         Assert.True(f.Backends.IsServing(f.AttackerDisk.Path));
         await f.AssertBystanderServedAsync(6);
         // The same guest can then connect honestly.

@@ -19,8 +19,8 @@ public class Xsa229GrantCopyOnlyTests
     {
         await using var f = await HostileFixture.CreateAsync(new BlockBackendOptions { DataPath = BlockDataPath.GrantCopy });
         var raw = await f.ConnectAttackerAsync(order: 2);
-        int mapsAfterConnect = f.Backends.Grants.Maps;
-        long copiesBefore = f.Backends.Grants.CopySegments;
+        int mapsAfterConnect = f.Grants.Maps;
+        long copiesBefore = f.Grants.CopySegments;
 
         var pages = Enumerable.Range(0, 64).Select(_ => raw.GrantPage()).ToArray();
         var (indirect, indirectFrame) = raw.GrantPage(readOnly: true);
@@ -39,7 +39,7 @@ public class Xsa229GrantCopyOnlyTests
             var rsps = await raw.WaitResponsesAsync((int)id, HostileFixture.Bound);
             Assert.All(rsps, r => Assert.Equal(BlkifRsp.Okay, r.Status));
         }
-        Assert.Equal(mapsAfterConnect, f.Backends.Grants.Maps);
-        Assert.True(f.Backends.Grants.CopySegments - copiesBefore >= 10 * (11 + 11 + 64 + 64 + 1), "the data did not travel by grant copy");
+        Assert.Equal(mapsAfterConnect, f.Grants.Maps);
+        Assert.True(f.Grants.CopySegments - copiesBefore >= 10 * (11 + 11 + 64 + 64 + 1), "the data did not travel by grant copy");
     }
 }

@@ -45,7 +45,7 @@ public class Xsa349WatchStormTests
         Assert.InRange(ProcessProbe.HeapAfterFullGc(), 0, heap + (64L << 20));
         ProcessProbe.AssertFdsBounded(fds, 16);
         Assert.True(f.Backends.IsServing(f.AttackerDisk.Path));
-        Assert.InRange(f.Backends.MostWaitsOnOneSubscription, 0, 1);
+        Assert.InRange(f.Backends.Watches.MostWaitsOnOneSubscription, 0, 1);
         f.AssertImageUnchangedOutside((64, 8));
     }
 }

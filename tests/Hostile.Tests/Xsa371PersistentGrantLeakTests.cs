@@ -25,7 +25,7 @@ public class Xsa371PersistentGrantLeakTests
     public async Task XSA_371_frontend_asking_for_persistent_grants_gets_none_and_every_grant_is_released(BlockDataPath path)
     {
         await using var f = await HostileFixture.CreateAsync(new BlockBackendOptions { DataPath = path });
-        int baseline = f.Backends.Grants.Live; // the bystander's ring
+        int baseline = f.Grants.Live; // the bystander's ring
         long requests = 0;
         for (int cycle = 0; cycle < Cycles; cycle++)
         {
@@ -63,12 +63,12 @@ public class Xsa371PersistentGrantLeakTests
             // Closed: nothing of this connection may still hold a grant of the guest's.
             foreach (var (gref, _) in pages)
                 Assert.True(raw.Grants.EndAccess(gref), $"cycle {cycle}: grant {gref} is still mapped or being copied by the backend");
-            Assert.Equal(baseline, f.Backends.Grants.Live);
+            Assert.Equal(baseline, f.Grants.Live);
             await raw.WriteStateAsync(1);
             await raw.WaitBackendStateAsync(2, HostileFixture.Bound);
             await f.AssertBystanderServedAsync(cycle);
         }
-        Assert.Equal(baseline, f.Backends.Grants.Live);
+        Assert.Equal(baseline, f.Grants.Live);
         Assert.True(requests >= Cycles * 8);
     }
 }
