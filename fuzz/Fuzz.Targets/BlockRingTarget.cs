@@ -89,10 +89,10 @@ internal sealed class BlockRingTarget : FuzzTarget
         byte[][] readOnlyBefore = [.. _ro.Concat(_indirect).Select(p => _world.Page(p.Frame).ToArray())];
         Span<byte> ring = _world.Page(_ring.Frame);
         ring.Clear();
-        Put(ring, SharedRing.ReqProdOffset, start);
-        Put(ring, SharedRing.ReqEventOffset, start + 1);
-        Put(ring, SharedRing.RspProdOffset, start);
-        Put(ring, SharedRing.RspEventOffset, start + 1);
+        RingPage.Put(ring, SharedRing.ReqProdOffset, start);
+        RingPage.Put(ring, SharedRing.ReqEventOffset, start + 1);
+        RingPage.Put(ring, SharedRing.RspProdOffset, start);
+        RingPage.Put(ring, SharedRing.RspEventOffset, start + 1);
 
         int descriptors = GuestWorld.OpenDescriptors();
         var (guestPort, events, port) = _world.BindChannel();
@@ -138,19 +138,19 @@ internal sealed class BlockRingTarget : FuzzTarget
                 }
                 prod += (uint)n;
                 bool lastRound = round == rounds - 1;
-                uint published = bogus && lastRound ? Get(ring, SharedRing.RspProdOffset) + size + 1 + input.Byte() : prod;
-                Put(ring, SharedRing.ReqProdOffset, published);
+                uint published = bogus && lastRound ? RingPage.Get(ring, SharedRing.RspProdOffset) + size + 1 + input.Byte() : prod;
+                RingPage.Put(ring, SharedRing.ReqProdOffset, published);
                 byte[] before = (byte[])image.Clone();
                 byte[][] rwBefore = [.. _rw.Select(p => _world.Page(p.Frame).ToArray())];
                 engine.Writes.Clear();
 
                 queue.ServiceOnCallerThread();
                 if (Trace)
-                    Console.Error.WriteLine($"config {config:x2} faults {faults:x2} abi {abi} path {path} start {start} n {n}: req_prod {Get(ring, SharedRing.ReqProdOffset)} req_event {Get(ring, SharedRing.ReqEventOffset)} rsp_prod {Get(ring, SharedRing.RspProdOffset)} engine ops {engine.Writes.Count} fault {queue.FaultReason}");
+                    Console.Error.WriteLine($"config {config:x2} faults {faults:x2} abi {abi} path {path} start {start} n {n}: req_prod {RingPage.Get(ring, SharedRing.ReqProdOffset)} req_event {RingPage.Get(ring, SharedRing.ReqEventOffset)} rsp_prod {RingPage.Get(ring, SharedRing.RspProdOffset)} engine ops {engine.Writes.Count} fault {queue.FaultReason}");
 
                 if (bogus && lastRound)
                 {
-                    InvariantViolation.Check(fatal is not null, $"req_prod {published} with rsp_prod {Get(ring, SharedRing.RspProdOffset)} on a {size}-slot ring did not halt the ring");
+                    InvariantViolation.Check(fatal is not null, $"req_prod {published} with rsp_prod {RingPage.Get(ring, SharedRing.RspProdOffset)} on a {size}-slot ring did not halt the ring");
                     // Halted before taking anything this round: the image is as it was.
                     InvariantViolation.Check(image.AsSpan().SequenceEqual(before), "the image changed in the round that halted the ring");
                     break;
@@ -193,7 +193,7 @@ internal sealed class BlockRingTarget : FuzzTarget
         Span<byte> pattern = stackalloc byte[k * 8];
         input.Bytes(pattern);
         for (int i = 0; i < k; i++)
-            Put(pattern, i * 8, _dataRefs[BinaryPrimitives.ReadUInt32LittleEndian(pattern[(i * 8)..]) % (uint)_dataRefs.Length]);
+            RingPage.Put(pattern, i * 8, _dataRefs[BinaryPrimitives.ReadUInt32LittleEndian(pattern[(i * 8)..]) % (uint)_dataRefs.Length]);
         for (int at = 0; at < page.Length; at += pattern.Length)
             pattern[..Math.Min(pattern.Length, page.Length - at)].CopyTo(page[at..]);
     }
@@ -258,7 +258,7 @@ internal sealed class BlockRingTarget : FuzzTarget
 
     private static void CheckResponses(Span<byte> ring, RingSlotLayout layout, uint size, uint first, List<Expected> expected, out short[] status)
     {
-        uint rspProd = Get(ring, SharedRing.RspProdOffset);
+        uint rspProd = RingPage.Get(ring, SharedRing.RspProdOffset);
         InvariantViolation.Check(rspProd == first + (uint)expected.Count, () => $"{rspProd - first} responses to {expected.Count} requests (ops {string.Join(",", expected.Select(e => $"{e.Slot[0]}/{e.Slot[1]}"))})");
         status = new short[expected.Count];
         var seen = new bool[expected.Count];
@@ -342,10 +342,6 @@ internal sealed class BlockRingTarget : FuzzTarget
             if (!named.Contains(_rw[i].Gref))
                 InvariantViolation.Check(_world.Page(_rw[i].Frame).SequenceEqual(rwBefore[i]), () => $"writable page {i} changed though no read named it");
     }
-
-    private static void Put(Span<byte> at, int offset, uint value) => BinaryPrimitives.WriteUInt32LittleEndian(at[offset..], value);
-
-    private static uint Get(Span<byte> at, int offset) => BinaryPrimitives.ReadUInt32LittleEndian(at[offset..]);
 
     public override IEnumerable<(string Name, byte[] Data)> Seeds()
     {

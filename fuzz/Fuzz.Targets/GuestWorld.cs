@@ -70,6 +70,13 @@ internal sealed class GuestWorld
         return count;
     }
 
+    /// <summary>Fails the input when it left more such descriptors open than <paramref name="before"/> (<see cref="OpenDescriptors"/>).</summary>
+    public static void CheckDescriptors(int before)
+    {
+        int after = OpenDescriptors();
+        InvariantViolation.Check(after <= before, () => $"{after - before} descriptors left open by one input");
+    }
+
     /// <summary>A deterministic page pattern, different for every page and offset.</summary>
     public static void Fill(Span<byte> page, int seed)
     {

@@ -153,7 +153,7 @@ internal sealed class NetRxTarget : FuzzTarget
             // Refused at attach: a ring that already claims more requests than slots (documented).
             if (e is not InvalidDataException || !bogus)
                 throw;
-            CheckDescriptors(descriptors);
+            GuestWorld.CheckDescriptors(descriptors);
             return;
         }
         bool passed = false;
@@ -186,7 +186,7 @@ internal sealed class NetRxTarget : FuzzTarget
                 _world.CloseGuestPort(guestPort);
             }
             if (passed)
-                CheckDescriptors(descriptors);
+                GuestWorld.CheckDescriptors(descriptors);
         }
     }
 
@@ -203,11 +203,11 @@ internal sealed class NetRxTarget : FuzzTarget
         ring.Clear();
         Span<byte> txRing = _world.Page(_tx[q].Frame);
         txRing.Clear();
-        Put(txRing, SharedRing.ReqEventOffset, 1);
-        Put(txRing, SharedRing.RspEventOffset, 1);
-        Put(ring, SharedRing.ReqEventOffset, start + 1);
-        Put(ring, SharedRing.RspProdOffset, start);
-        Put(ring, SharedRing.RspEventOffset, start + 1);
+        RingPage.Put(txRing, SharedRing.ReqEventOffset, 1);
+        RingPage.Put(txRing, SharedRing.RspEventOffset, 1);
+        RingPage.Put(ring, SharedRing.ReqEventOffset, start + 1);
+        RingPage.Put(ring, SharedRing.RspProdOffset, start);
+        RingPage.Put(ring, SharedRing.RspEventOffset, start + 1);
 
         int n = input.Byte() % (int)size;
         var requests = new (ushort Id, uint Gref)[n];
@@ -222,7 +222,7 @@ internal sealed class NetRxTarget : FuzzTarget
             requests[i] = (id, gref);
         }
         uint published = bogus ? start + size + 1 + input.Byte() : start + (uint)n;
-        Put(ring, SharedRing.ReqProdOffset, published);
+        RingPage.Put(ring, SharedRing.ReqProdOffset, published);
         return new RingInput(q, start, requests);
     }
 
@@ -304,7 +304,7 @@ internal sealed class NetRxTarget : FuzzTarget
         var uses = new Dictionary<uint, int>();
         foreach (RingInput r in rings)
         {
-            uint rspProd = Get(_world.Page(_rx[r.Queue].Frame), SharedRing.RspProdOffset);
+            uint rspProd = RingPage.Get(_world.Page(_rx[r.Queue].Frame), SharedRing.RspProdOffset);
             int count = consumed[r.Queue] = (int)(rspProd - r.Start);
             InvariantViolation.Check(count >= 0 && count <= r.Requests.Length, () => $"queue {r.Queue}: {rspProd - r.Start} responses for {r.Requests.Length} requests");
             for (int k = 0; k < count; k++)
@@ -476,16 +476,6 @@ internal sealed class NetRxTarget : FuzzTarget
             InvariantViolation.Check(sum == 0xFFFF, () => $"a completed checksum that does not verify (sum {sum:x4})");
         }
     }
-
-    private static void CheckDescriptors(int before)
-    {
-        int after = GuestWorld.OpenDescriptors();
-        InvariantViolation.Check(after <= before, () => $"{after - before} descriptors left open by one input");
-    }
-
-    private static void Put(Span<byte> at, int offset, uint value) => BinaryPrimitives.WriteUInt32LittleEndian(at[offset..], value);
-
-    private static uint Get(Span<byte> at, int offset) => BinaryPrimitives.ReadUInt32LittleEndian(at[offset..]);
 
     public override IEnumerable<(string Name, byte[] Data)> Seeds()
     {

@@ -70,12 +70,12 @@ internal sealed class NetTxTarget : FuzzTarget
         Span<byte> ring = _world.Page(_tx.Frame);
         ring.Clear();
         _world.Page(_rx.Frame).Clear();
-        Put(ring, SharedRing.ReqEventOffset, start + 1);
-        Put(ring, SharedRing.RspProdOffset, start);
-        Put(ring, SharedRing.RspEventOffset, start + 1);
+        RingPage.Put(ring, SharedRing.ReqEventOffset, start + 1);
+        RingPage.Put(ring, SharedRing.RspProdOffset, start);
+        RingPage.Put(ring, SharedRing.RspEventOffset, start + 1);
         Span<byte> rxHeader = _world.Page(_rx.Frame);
-        Put(rxHeader, SharedRing.ReqEventOffset, 1);
-        Put(rxHeader, SharedRing.RspEventOffset, 1);
+        RingPage.Put(rxHeader, SharedRing.ReqEventOffset, 1);
+        RingPage.Put(rxHeader, SharedRing.RspEventOffset, 1);
 
         int n = input.Byte() % (int)size;
         var slots = new List<Slot>(n);
@@ -116,7 +116,7 @@ internal sealed class NetTxTarget : FuzzTarget
             slots.Add(new Slot(BinaryPrimitives.ReadUInt16LittleEndian(raw[8..]), extra, raw.ToArray()));
         }
         uint published = bogus ? start + size + 1 + input.Byte() : start + (uint)n;
-        Put(ring, SharedRing.ReqProdOffset, published);
+        RingPage.Put(ring, SharedRing.ReqProdOffset, published);
         using var tap = new RecordingTap { FailMask = input.Byte() };
 
         int descriptors = GuestWorld.OpenDescriptors();
@@ -144,7 +144,7 @@ internal sealed class NetTxTarget : FuzzTarget
             // Refused at attach: a ring that already claims more requests than slots (documented).
             if (e is not InvalidDataException || !bogus)
                 throw;
-            CheckDescriptors(descriptors);
+            GuestWorld.CheckDescriptors(descriptors);
             return;
         }
         bool passed = false;
@@ -169,19 +169,13 @@ internal sealed class NetTxTarget : FuzzTarget
             queue.Dispose();
             _world.CloseGuestPort(guestPort);
             if (passed)
-                CheckDescriptors(descriptors);
+                GuestWorld.CheckDescriptors(descriptors);
         }
-    }
-
-    private static void CheckDescriptors(int before)
-    {
-        int after = GuestWorld.OpenDescriptors();
-        InvariantViolation.Check(after <= before, () => $"{after - before} descriptors left open by one input");
     }
 
     private static void CheckResponses(Span<byte> ring, uint size, uint start, List<Slot> slots, out short[] status)
     {
-        uint rspProd = Get(ring, SharedRing.RspProdOffset);
+        uint rspProd = RingPage.Get(ring, SharedRing.RspProdOffset);
         InvariantViolation.Check(rspProd == start + (uint)slots.Count, () => $"{rspProd - start} responses for {slots.Count} slots");
         status = new short[slots.Count];
         for (int i = 0; i < slots.Count; i++)
@@ -297,10 +291,6 @@ internal sealed class NetTxTarget : FuzzTarget
                 return false;
         return true;
     }
-
-    private static void Put(Span<byte> at, int offset, uint value) => BinaryPrimitives.WriteUInt32LittleEndian(at[offset..], value);
-
-    private static uint Get(Span<byte> at, int offset) => BinaryPrimitives.ReadUInt32LittleEndian(at[offset..]);
 
     public override IEnumerable<(string Name, byte[] Data)> Seeds()
     {
