@@ -1,5 +1,5 @@
-using System.ComponentModel;
 using System.Diagnostics;
+using XenBackends.TestSupport;
 
 namespace XenBackends.Backend.Block.Tests;
 
@@ -112,24 +112,7 @@ internal sealed class FaultFs : IDisposable
 
     private static (int Code, string Text) Exec(string file, string[] args, bool stdout = false)
     {
-        var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (string a in args) psi.ArgumentList.Add(a);
-        Process p;
-        try
-        {
-            p = Process.Start(psi)!;
-        }
-        catch (Win32Exception e)
-        {
-            Assert.Fail($"cannot run {file} ({e.Message}): the FUSE tests need gcc, pkg-config and libfuse3-dev");
-            throw;
-        }
-        using (p)
-        {
-            var err = p.StandardError.ReadToEndAsync();
-            string output = p.StandardOutput.ReadToEnd();
-            p.WaitForExit();
-            return (p.ExitCode, stdout ? output : err.Result);
-        }
+        var r = ChildProcess.Run(file, args, "the FUSE tests need gcc, pkg-config and libfuse3-dev");
+        return (r.ExitCode, stdout ? r.Stdout : r.Stderr);
     }
 }

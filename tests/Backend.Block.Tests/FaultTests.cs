@@ -1,19 +1,13 @@
-using System.Diagnostics;
 using XenBackends.Native.IO;
 using XenBackends.Rings.Blkif;
+using XenBackends.TestSupport;
 
 namespace XenBackends.Backend.Block.Tests;
 
 /// <summary>I/O errors, hostile ring indices and memory pressure: each gets its outcome, the process stays up.</summary>
 public sealed class FaultTests
 {
-    private static void Run(string file, string args)
-    {
-        using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true })!;
-        string err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"{file} {args} failed: {err}");
-    }
+    private static void Run(string file, params string[] args) => ChildProcess.Checked(file, args);
 
     /// <summary>On tmpfs Auto runs requests inline on the queue's thread; Threads hands them off: both map ENOSPC alike.</summary>
     [Theory]
@@ -23,7 +17,7 @@ public sealed class FaultTests
     {
         // A 512 KiB tmpfs holding a sparse 4 MiB image: writes past the free space get ENOSPC.
         string mount = Directory.CreateTempSubdirectory("blkfull-").FullName;
-        Run("mount", $"-t tmpfs -o size=512k tmpfs {mount}");
+        Run("mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", mount);
         try
         {
             string image = Path.Combine(mount, "disk.img");
@@ -62,7 +56,7 @@ public sealed class FaultTests
         }
         finally
         {
-            Run("umount", $"-l {mount}");
+            Run("umount", "-l", mount);
         }
     }
 

@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using XenBackends.Native.IO;
 using XenBackends.Rings.Blkif;
+using XenBackends.TestSupport;
 
 namespace XenBackends.Backend.Block.Tests;
 
@@ -14,13 +14,7 @@ public sealed class ImageMappingTests
 {
     private static string ShmImage() => $"/dev/shm/xb-map-{Guid.NewGuid():N}.img";
 
-    private static void Run(string file, string args)
-    {
-        using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true })!;
-        string err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"{file} {args} failed: {err}");
-    }
+    private static void Run(string file, params string[] args) => ChildProcess.Checked(file, args);
 
     private static async Task WithShmImageAsync(Func<string, Task> body)
     {
@@ -142,7 +136,7 @@ public sealed class ImageMappingTests
     public async Task OnAFullTmpfsDiscardKeepsThePagesAndLaterWritesSucceed()
     {
         string mount = Directory.CreateTempSubdirectory("blkmapfull-").FullName;
-        Run("mount", $"-t tmpfs -o size=1m tmpfs {mount}");
+        Run("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mount);
         try
         {
             string image = Path.Combine(mount, "disk.img");
@@ -190,7 +184,7 @@ public sealed class ImageMappingTests
         }
         finally
         {
-            Run("umount", $"-l {mount}");
+            Run("umount", "-l", mount);
         }
     }
 

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
-using System.ComponentModel;
-using System.Diagnostics;
+using XenBackends.TestSupport;
 
 namespace XenBackends.Rings.Tests;
 
@@ -25,47 +24,16 @@ internal static class CTool
         if (!File.Exists("/usr/include/xen/io/ring.h") || !File.Exists("/usr/include/xen/io/blkif.h"))
             Assert.Fail("Xen's public headers are missing (/usr/include/xen/io): install libxen-dev");
         string output = Path.Combine(OutputDir.Value, outputName);
-        var psi = new ProcessStartInfo("gcc")
+        string[] args = [.. flags, "-O2", "-Wall", "-Werror", "-Werror=implicit-function-declaration", "-I", SourceDir, "-o", output, Path.Combine(SourceDir, source)];
+        var gcc = ChildProcess.Run("gcc", args, "install gcc, gcc-multilib and libxen-dev");
+        if (gcc.ExitCode != 0)
         {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-        };
-        foreach (string flag in flags)
-            psi.ArgumentList.Add(flag);
-        foreach (string flag in new[] { "-O2", "-Wall", "-Werror", "-Werror=implicit-function-declaration", "-I", SourceDir, "-o", output, Path.Combine(SourceDir, source) })
-            psi.ArgumentList.Add(flag);
-        Process gcc;
-        try
-        {
-            gcc = Process.Start(psi)!;
-        }
-        catch (Win32Exception e)
-        {
-            Assert.Fail($"cannot run gcc ({e.Message}): install gcc, gcc-multilib and libxen-dev");
-            throw;
-        }
-        using (gcc)
-        {
-            Task<string> stderr = gcc.StandardError.ReadToEndAsync();
-            gcc.StandardOutput.ReadToEnd();
-            gcc.WaitForExit();
-            if (gcc.ExitCode != 0)
-            {
-                string hint = flags.Contains("-m32") ? " (-m32 needs gcc-multilib)" : "";
-                Assert.Fail($"gcc {string.Join(' ', flags)} {source} failed{hint}:\n{stderr.Result}");
-            }
+            string hint = flags.Contains("-m32") ? " (-m32 needs gcc-multilib)" : "";
+            Assert.Fail($"gcc {string.Join(' ', flags)} {source} failed{hint}:\n{gcc.Stderr}");
         }
         return output;
     }
 
     /// <summary>Runs a built program to completion and returns its stdout.</summary>
-    public static string Run(string program)
-    {
-        using var p = Process.Start(new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        Task<string> stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"{program} exited {p.ExitCode}: {stderr.Result}");
-        return stdout;
-    }
+    public static string Run(string program) => ChildProcess.Checked(program, []);
 }

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using XenBackends.TestSupport;
 
 namespace XenBackends.Service.Tests;
 
@@ -24,16 +24,12 @@ internal sealed class NetNamespace : IDisposable
 
     public string Ip(params string[] args) => Run("ip", ["-n", Name, .. args]);
 
+    // Throws rather than failing the test: Dispose tolerates a namespace that is already gone.
     public static string Run(string file, params string[] args)
     {
-        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string a in args) info.ArgumentList.Add(a);
-        using var p = Process.Start(info)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        string stderr = p.StandardError.ReadToEnd();
-        if (!p.WaitForExit(60_000)) { p.Kill(); throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish"); }
-        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)}: exit {p.ExitCode}: {stderr}");
-        return stdout.Result;
+        var r = ChildProcess.Run(file, args, "needs iproute2", TimeSpan.FromSeconds(60));
+        if (r.ExitCode != 0) throw new InvalidOperationException($"{ChildProcess.Describe(file, args)}: exit {r.ExitCode}: {r.Stderr}");
+        return r.Stdout;
     }
 
     public void Dispose()

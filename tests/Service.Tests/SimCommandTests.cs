@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using XenBackends.Service.Sim;
+using XenBackends.TestSupport;
 
 namespace XenBackends.Service.Tests;
 
@@ -8,18 +8,9 @@ public sealed class SimCommandTests
 {
     private static (int Exit, string Stdout, string Stderr) Run(string file, params string[] args)
     {
-        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string a in args) info.ArgumentList.Add(a);
-        info.Environment.Remove(Devices.DeviceKinds.TestKindsVariable);
-        using var p = Process.Start(info)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(180_000))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"sim did not finish within 180 s\n{stdout.Result}\n{stderr.Result}");
-        }
-        return (p.ExitCode, stdout.Result, stderr.Result);
+        var r = ChildProcess.Run(file, args, timeout: TimeSpan.FromSeconds(180),
+            configure: info => info.Environment.Remove(Devices.DeviceKinds.TestKindsVariable));
+        return (r.ExitCode, r.Stdout, r.Stderr);
     }
 
     private static string Dll => Path.Combine(AppContext.BaseDirectory, "xen-backends.dll");

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using XenBackends.TestSupport;
 
 namespace XenBackends.Service.Tests;
 
@@ -13,14 +13,11 @@ public sealed class SystemdUnitTests
 
     private static (int Code, string Output) Run(string file, IEnumerable<string> args, IDictionary<string, string>? env = null)
     {
-        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in args) info.ArgumentList.Add(a);
-        foreach (var (k, v) in env ?? new Dictionary<string, string>()) info.Environment[k] = v;
-        using var p = Process.Start(info)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(120_000), $"{file} did not finish");
-        return (p.ExitCode, stdout.Result + stderr.Result);
+        var r = ChildProcess.Run(file, args, configure: info =>
+        {
+            foreach (var (k, v) in env ?? new Dictionary<string, string>()) info.Environment[k] = v;
+        });
+        return (r.ExitCode, r.Stdout + r.Stderr);
     }
 
     [Fact]

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using XenBackends.TestSupport;
 
 namespace XenBackends.Native.Tests.IO;
 
@@ -15,15 +15,6 @@ internal sealed class LoopDevice : IDisposable
 
     public void Dispose() => Run("losetup", "--detach", Path);
 
-    private static string Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd();
-        string error = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"{file} {string.Join(' ', args)} failed (needs root and /dev/loop-control): {error}");
-        return output;
-    }
+    private static string Run(string file, params string[] args) =>
+        ChildProcess.Checked(file, args, installHint: "needs root and /dev/loop-control (util-linux's losetup)");
 }
