@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using XenBackends.Native.Linux;
+using XenBackends.TestSupport;
 
 namespace XenBackends.Native.Tests;
 
@@ -81,5 +82,5 @@ public class SyscallFilterTests
         }
     }
 
-    private static string Run(string file, string[] args) => CommandRun.Run(file, args, $"running {Path.GetFileName(file)}", InstallHint);
+    private static string Run(string file, string[] args) => ChildProcess.Checked(file, args, $"running {Path.GetFileName(file)}", InstallHint);
 }

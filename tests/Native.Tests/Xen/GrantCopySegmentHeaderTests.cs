@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using XenBackends.TestSupport;
 
 namespace XenBackends.Native.Tests.Xen;
 
@@ -96,5 +97,5 @@ public class GrantCopySegmentHeaderTests
         return string.Join('\n', lines) + "\n";
     }
 
-    private static string Run(string file, string[] args, string doing) => CommandRun.Run(file, args, doing, InstallHint);
+    private static string Run(string file, string[] args, string doing) => ChildProcess.Checked(file, args, doing, InstallHint);
 }
