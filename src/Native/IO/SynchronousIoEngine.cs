@@ -1,3 +1,5 @@
+using XenBackends.Native.Linux;
+
 namespace XenBackends.Native.IO;
 
 /// <summary>
@@ -8,14 +10,14 @@ namespace XenBackends.Native.IO;
 public abstract class SynchronousIoEngine : IIoEngine
 {
     private readonly IoCompletion[] _done;
-    private readonly int _neverSignalled;
+    // A SafeHandle, so a second Dispose cannot close a descriptor number reused meanwhile.
+    private readonly EventFd _neverSignalled = EventFd.Create();
     private int _head, _count;
 
     protected SynchronousIoEngine(int capacity)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _done = new IoCompletion[capacity];
-        _neverSignalled = Syscall.CreateEventFd();
     }
 
     public abstract string Name { get; }
@@ -25,7 +27,7 @@ public abstract class SynchronousIoEngine : IIoEngine
     public int InFlight => _count;
 
     /// <summary>Never signalled: completions exist before <see cref="TryEnqueue"/> returns.</summary>
-    public int CompletionFd => _neverSignalled;
+    public int CompletionFd => _neverSignalled.Handle.Fd;
 
     public bool CompletesInline => true;
 
@@ -68,5 +70,5 @@ public abstract class SynchronousIoEngine : IIoEngine
         GC.SuppressFinalize(this);
     }
 
-    protected virtual void Dispose(bool disposing) => Syscall.Close(_neverSignalled);
+    protected virtual void Dispose(bool disposing) => _neverSignalled.Dispose();
 }
