@@ -18,7 +18,6 @@ internal sealed class DeviceStateReader : IAsyncDisposable
     // The frontend's state node moves when the toolstack rewrites the backend's frontend key; only
     // the current one is watched, or every rewrite would leave a live watch behind in xenstored.
     private WatchSubscription? _frontendWatch;
-    private string? _frontendWatched;
     // Nothing read yet.
     private bool _stale = true;
 
@@ -67,21 +66,18 @@ internal sealed class DeviceStateReader : IAsyncDisposable
         {
             BackendState = await _store.TryReadStringAsync(_path.Backend + "/state", cancellationToken).ConfigureAwait(false);
             string? frontend = await _store.TryReadStringAsync(_path.Backend + "/frontend", cancellationToken).ConfigureAwait(false);
-            if (frontend != _frontendWatched)
+            string? frontendState = frontend is null ? null : frontend + "/state";
+            if (_frontendWatch?.Path != frontendState)
             {
                 if (_frontendWatch is { } old)
                 {
                     _frontendWatch = null;
-                    _frontendWatched = null;
                     await old.DisposeAsync().ConfigureAwait(false);
                 }
-                if (frontend is not null)
-                {
-                    _frontendWatch = await WatchAsync(frontend + "/state", cancellationToken).ConfigureAwait(false);
-                    _frontendWatched = frontend;
-                }
+                if (frontendState is not null)
+                    _frontendWatch = await WatchAsync(frontendState, cancellationToken).ConfigureAwait(false);
             }
-            FrontendState = frontend is null ? null : await _store.TryReadStringAsync(frontend + "/state", cancellationToken).ConfigureAwait(false);
+            FrontendState = frontendState is null ? null : await _store.TryReadStringAsync(frontendState, cancellationToken).ConfigureAwait(false);
             Error = await _store.TryReadStringAsync(ErrorPath, cancellationToken).ConfigureAwait(false);
         }
         catch
