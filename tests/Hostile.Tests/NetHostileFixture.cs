@@ -295,14 +295,7 @@ internal sealed class NetHostileFixture : IAsyncDisposable
     public static Dictionary<string, string> Fds() =>
         ProcessProbe.FdTargets().Where(kv => !kv.Value.EndsWith(".dll", StringComparison.Ordinal)).ToDictionary();
 
-    public static void AssertFdsBounded(Dictionary<string, string> before, int slack)
-    {
-        var now = Fds();
-        if (now.Count <= before.Count + slack)
-            return;
-        var added = now.Where(kv => !before.TryGetValue(kv.Key, out var t) || t != kv.Value).Select(kv => kv.Value.Split(':')[0]);
-        Assert.Fail($"{now.Count} fds open, {before.Count} before (bound +{slack}); new: {string.Join(", ", added)}");
-    }
+    public static void AssertFdsBounded(Dictionary<string, string> before, int slack) => ProcessProbe.AssertFdsBounded(before, Fds(), slack);
 
     private async Task OnDevicesAsync(IReadOnlySet<DevicePath> present)
     {

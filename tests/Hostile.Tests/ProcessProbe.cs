@@ -8,9 +8,11 @@ internal static class ProcessProbe
     public static int OpenFds() => Directory.GetFiles("/proc/self/fd").Length;
 
     /// <summary>Asserts at most <paramref name="slack"/> more fds are open than in <paramref name="before"/>, naming what they are.</summary>
-    public static void AssertFdsBounded(Dictionary<string, string> before, int slack)
+    public static void AssertFdsBounded(Dictionary<string, string> before, int slack) => AssertFdsBounded(before, FdTargets(), slack);
+
+    /// <summary>The same against a snapshot <paramref name="now"/> taken the way <paramref name="before"/> was (a filtered one, say).</summary>
+    public static void AssertFdsBounded(Dictionary<string, string> before, Dictionary<string, string> now, int slack)
     {
-        var now = FdTargets();
         if (now.Count <= before.Count + slack)
             return;
         var added = now.Where(kv => !before.TryGetValue(kv.Key, out var t) || t != kv.Value)

@@ -27,21 +27,14 @@ public class ReconnectCycleTests
         raw = await f.ReconnectAttackerAsync(raw);
         await SendAsync(raw, frame);
 
-        var fds = ProcessProbe.FdTargets();
-        string[] threads = OwnThreads();
-        int maps = f.Grants.Live;
-        long heap = ProcessProbe.HeapAfterFullGc();
+        var before = Held.Now(f.Grants.Live);
         for (int i = 0; i < Cycles; i++)
         {
             raw = await f.ReconnectAttackerAsync(raw);
             await SendAsync(raw, frame);
         }
 
-        Assert.InRange(f.Grants.Live, 0, maps);
-        ProcessProbe.AssertFdsBounded(fds, 4);
-        Assert.Equal(threads, OwnThreads());
-        Assert.InRange(f.MostWaitsOnOneSubscription, 0, 1);
-        Assert.InRange(ProcessProbe.HeapAfterFullGc(), 0, heap + (8L << 20));
+        before.AssertNoMore(f.Grants.Live, f.MostWaitsOnOneSubscription);
         Assert.Equal(1, f.AttackerStats.TxPackets); // counters are the connection's: the frame reached the tap
         await f.AssertBystanderServedAsync(1);
     }
@@ -55,21 +48,14 @@ public class ReconnectCycleTests
         raw = await f.ReconnectAttackerAsync(raw);
         await WriteAsync(raw, 0);
 
-        var fds = ProcessProbe.FdTargets();
-        string[] threads = OwnThreads();
-        int maps = f.Grants.Live;
-        long heap = ProcessProbe.HeapAfterFullGc();
+        var before = Held.Now(f.Grants.Live);
         for (int i = 0; i < Cycles; i++)
         {
             raw = await f.ReconnectAttackerAsync(raw);
             await WriteAsync(raw, i + 1);
         }
 
-        Assert.InRange(f.Grants.Live, 0, maps);
-        ProcessProbe.AssertFdsBounded(fds, 4);
-        Assert.Equal(threads, OwnThreads());
-        Assert.InRange(f.Backends.Watches.MostWaitsOnOneSubscription, 0, 1);
-        Assert.InRange(ProcessProbe.HeapAfterFullGc(), 0, heap + (8L << 20));
+        before.AssertNoMore(f.Grants.Live, f.Backends.Watches.MostWaitsOnOneSubscription);
         await f.AssertBystanderServedAsync(1);
         f.AssertImageUnchangedOutside((0, 8 * (Cycles + 1)));
     }
@@ -89,6 +75,21 @@ public class ReconnectCycleTests
         raw.Put(RawBlkifRequest.Direct(BlkifOp.Write, 1, (ulong)(8 * n), new RawSegment(gref, 0, 7)));
         raw.Push();
         Assert.Equal(BlkifRsp.Okay, (await raw.WaitResponsesAsync(1, HostileFixture.Bound)).Single().Status);
+    }
+
+    /// <summary>What the process holds before the loop (fds, own threads, grant mappings, heap): the loop may add nothing lasting.</summary>
+    private sealed record Held(Dictionary<string, string> Fds, string[] Threads, int Maps, long Heap)
+    {
+        public static Held Now(int maps) => new(ProcessProbe.FdTargets(), OwnThreads(), maps, ProcessProbe.HeapAfterFullGc());
+
+        public void AssertNoMore(int maps, int mostWaitsOnOneSubscription)
+        {
+            Assert.InRange(maps, 0, Maps);
+            ProcessProbe.AssertFdsBounded(Fds, 4);
+            Assert.Equal(Threads, OwnThreads());
+            Assert.InRange(mostWaitsOnOneSubscription, 0, 1);
+            Assert.InRange(ProcessProbe.HeapAfterFullGc(), 0, Heap + (8L << 20));
+        }
     }
 
     // The backend's own threads (queue threads, bridge watches, I/O threads); the runtime's pool and
