@@ -121,25 +121,9 @@ internal sealed class NetRxTarget : FuzzTarget
             var vif = new VifShared(new MulticastFilter(multicastFilter), hashing ? Hashing(queueCount, mappingSize) : null, null);
             for (int q = 0; q < queueCount; q++)
             {
-                var (guestPort, events, port) = _world.BindChannel();
-                Native.SharedMemory? txMemory = null, rxMemory = null;
-                try
-                {
-                    txMemory = _world.Grants.Map(GuestWorld.Domid, [_tx[q].Gref], writable: true);
-                    rxMemory = _world.Grants.Map(GuestWorld.Domid, [_rx[q].Gref], writable: true);
-                    int index = q;
-                    built.Add((new NetQueue(q, GuestWorld.Domid, _world.Grants, events, port, port, txMemory, rxMemory, q == 0 ? tap : quietTap,
-                        features, options, vif, null, (_, reason) => fatal[index] = reason), guestPort));
-                }
-                catch
-                {
-                    // What NetDevice.OpenQueue releases when a queue cannot be built.
-                    events.Dispose();
-                    txMemory?.Dispose();
-                    rxMemory?.Dispose();
-                    _world.CloseGuestPort(guestPort);
-                    throw;
-                }
+                int index = q;
+                built.Add(FuzzNetQueue.Open(_world, q, _tx[q].Gref, _rx[q].Gref, q == 0 ? tap : quietTap,
+                    features, options, vif, reason => fatal[index] = reason));
             }
             vif.Queues = [.. built.Select(b => b.Queue)];
         }

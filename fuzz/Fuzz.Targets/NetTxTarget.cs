@@ -120,30 +120,20 @@ internal sealed class NetTxTarget : FuzzTarget
         using var tap = new RecordingTap { FailMask = input.Byte() };
 
         int descriptors = GuestWorld.OpenDescriptors();
-        var (guestPort, events, port) = _world.BindChannel();
         string? fatal = null;
         NetQueue queue;
-        Native.SharedMemory? txMemory = null, rxMemory = null;
+        uint guestPort;
         try
         {
-            txMemory = _world.Grants.Map(GuestWorld.Domid, [_tx.Gref], writable: true);
-            rxMemory = _world.Grants.Map(GuestWorld.Domid, [_rx.Gref], writable: true);
             var vif = new VifShared(new MulticastFilter((config & 4) != 0), null, null);
-            queue = new NetQueue(0, GuestWorld.Domid, _world.Grants, events, port, port, txMemory, rxMemory, tap,
+            (queue, guestPort) = FuzzNetQueue.Open(_world, 0, _tx.Gref, _rx.Gref, tap,
                 new NetFrontendFeatures { Sg = true, GsoTcpV4 = true, GsoTcpV6 = true }, new NetQueueOptions { TxBatchPackets = batch, RxQueueBytes = 64 * 1024 },
-                vif, null, (_, reason) => fatal = reason);
+                vif, reason => fatal = reason);
             vif.Queues = [queue];
         }
-        catch (Exception e)
+        // Refused at attach: a ring that already claims more requests than slots (documented).
+        catch (InvalidDataException) when (bogus)
         {
-            // What NetDevice.OpenQueue releases when a queue cannot be built.
-            events.Dispose();
-            txMemory?.Dispose();
-            rxMemory?.Dispose();
-            _world.CloseGuestPort(guestPort);
-            // Refused at attach: a ring that already claims more requests than slots (documented).
-            if (e is not InvalidDataException || !bogus)
-                throw;
             GuestWorld.CheckDescriptors(descriptors);
             return;
         }
